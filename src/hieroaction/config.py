@@ -111,7 +111,7 @@ def _build(cls: type[T], data: dict[str, Any], prefix: str = "") -> T:
     unknown = [k for k in data if k not in fields]
     if unknown:
         raise ConfigError(
-            f"unknown config key {prefix}{unknown[0]!r}; "
+            f"unknown config key {prefix + unknown[0]!r}; "
             f"{cls.__name__} accepts {sorted(fields)}"
         )
     kwargs = {name: _coerce(value, hints[name], prefix + name) for name, value in data.items()}

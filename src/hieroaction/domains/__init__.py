@@ -73,6 +73,9 @@ class Domain:
     component_range: tuple[float, float] | None = None
     action_labels: tuple[str, ...] = ()
     step_labels: tuple[str, ...] = ()
+    # Largest difference between a stored final score and the formula before a record is
+    # reported by the validator (scores are published with two decimals).
+    score_tolerance: float = 0.011
     extra: dict[str, Any] = field(default_factory=dict)
 
     def final_score(self, components: dict[str, float]) -> float | None:
@@ -84,7 +87,7 @@ class Domain:
         """Build a domain from a parsed YAML mapping; raises :class:`ConfigError` on bad keys."""
         known = {
             "name", "description", "formula", "components", "score_range",
-            "component_range", "action_labels", "step_labels",
+            "component_range", "action_labels", "step_labels", "score_tolerance",
         }
         try:
             formula = data.get("formula") or {"kind": "identity"}
@@ -106,6 +109,7 @@ class Domain:
                 component_range=(float(crng[0]), float(crng[1])) if crng else None,
                 action_labels=tuple(str(x) for x in data.get("action_labels") or ()),
                 step_labels=tuple(str(x) for x in data.get("step_labels") or ()),
+                score_tolerance=float(data.get("score_tolerance", 0.011)),
                 extra={k: v for k, v in data.items() if k not in known},
             )
         except (KeyError, TypeError, ValueError, IndexError) as exc:

@@ -144,4 +144,6 @@ def expected_final(difficulty: float, judges: Sequence[float]) -> float | None:
 
 def score_tolerance() -> float:
     """Largest accepted difference between a stored final score and the rule."""
-    return float(diving_data()["score_tolerance"])
+    from hieroaction.domains import get_domain
+
+    return get_domain("diving").score_tolerance
