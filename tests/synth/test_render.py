@@ -1,0 +1,98 @@
+import av
+import numpy as np
+import pytest
+from scipy.stats import spearmanr
+
+from hieroaction.errors import ConfigError, VideoError
+from hieroaction.synth import RenderConfig, SynthConfig, render_clip, sample_clip, write_video
+from hieroaction.synth.render import ClipSpec, pick_codec
+from tests.synth.pixel_reader import read_qualities
+
+SPEC = ClipSpec(colour=(235, 45, 45), turns=2, head_first=True, step_frames=(8, 16, 9),
+                qualities=(6.0, 6.0, 6.0))
+
+
+def _with(**changes) -> ClipSpec:
+    fields = {**SPEC.__dict__, **changes}
+    return ClipSpec(**fields)
+
+
+def test_render_shape_and_purity():
+    frames = render_clip(SPEC)
+    assert frames.shape == (33, 112, 112, 3) and frames.dtype == np.uint8
+    assert np.array_equal(frames, render_clip(_with()))
+    small = render_clip(SPEC, RenderConfig(size=64))
+    assert small.shape == (33, 64, 64, 3)
+
+
+@pytest.mark.parametrize("step", [0, 1, 2])
+def test_a_step_quality_changes_only_that_steps_pixels(step):
+    qualities = list(SPEC.qualities)
+    qualities[step] = 9.5
+    base, better = render_clip(SPEC), render_clip(_with(qualities=tuple(qualities)))
+    bounds = np.cumsum((0, *SPEC.step_frames))
+    changed = [bool((base[i] != better[i]).any()) for i in range(len(base))]
+    inside = range(bounds[step], bounds[step + 1])
+    assert any(changed[i] for i in inside)
+    assert not any(c for i, c in enumerate(changed) if i not in inside)
+
+
+def test_half_a_point_changes_pixels_in_every_step():
+    base = render_clip(SPEC)
+    for step in range(3):
+        qualities = list(SPEC.qualities)
+        qualities[step] += 0.5
+        other = render_clip(_with(qualities=tuple(qualities)))
+        start = sum(SPEC.step_frames[:step])
+        stop = start + SPEC.step_frames[step]
+        assert np.abs(base[start:stop].astype(int) - other[start:stop]).sum() > 500
+
+
+def test_turns_show_as_rings_and_entry_kind_as_head_position():
+    config = RenderConfig()
+    one, three = render_clip(_with(turns=1, step_frames=(8, 10, 9))), render_clip(
+        _with(turns=3, step_frames=(8, 22, 9)))
+    ring = np.all(one[10] == config.ring_colour, axis=-1).sum()
+    assert np.all(three[10] == config.ring_colour, axis=-1).sum() > 2.5 * ring
+    # Before contact, the white head is below the body's centre when diving head first.
+    feet = render_clip(_with(head_first=False))
+    head_rows = [np.nonzero(np.all(f[24 + 1] == 255, axis=-1))[0].mean() for f in (
+        render_clip(SPEC), feet)]
+    assert head_rows[0] > head_rows[1] + 10
+
+
+def test_a_pixel_reader_recovers_every_quality_from_rendered_frames():
+    config, synth = RenderConfig(), SynthConfig()
+    estimates, truth = [], []
+    for index in range(30):
+        spec = sample_clip(index, 7, synth).spec
+        estimates.append(read_qualities(render_clip(spec, config), spec, config, tol=10))
+        truth.append(spec.qualities)
+    estimates, truth = np.array(estimates), np.array(truth)
+    for step in range(3):
+        assert np.abs(estimates[:, step] - truth[:, step]).max() < 0.6
+    # A worse entry makes a bigger splash.
+    assert spearmanr(estimates[:, 3], truth[:, 2]).statistic < -0.95
+
+
+def test_write_video_round_trip(tmp_path):
+    frames = render_clip(SPEC)
+    path = tmp_path / "clip.mp4"
+    write_video(frames, path, 12.0, pick_codec(("libx264", "mpeg4")))
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        assert stream.average_rate == 12
+        decoded = np.stack([f.to_ndarray(format="rgb24") for f in container.decode(stream)])
+    assert decoded.shape == frames.shape
+    # Near lossless: the mean error is a few levels (colour edges lose most to 4:2:0 chroma).
+    assert np.abs(decoded.astype(int) - frames).mean() < 4
+    assert not list(tmp_path.glob(".*tmp"))
+
+
+def test_missing_codec_and_bad_render_settings():
+    with pytest.raises(VideoError, match="none of the video encoders"):
+        pick_codec(("no-such-codec",))
+    with pytest.raises(ConfigError, match="render.size"):
+        RenderConfig(size=33)
+    with pytest.raises(ConfigError, match="at least one frame"):
+        render_clip(_with(step_frames=(8, 0, 9)))
