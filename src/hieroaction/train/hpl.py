@@ -1,0 +1,670 @@
+"""Hierarchical Policy Learning: GRPO with the hierarchical rewards and first-class video.
+
+A compact trainer on accelerate (DDP, FSDP or DeepSpeed through ``accelerate launch``), written
+for video VLMs rather than adapted to them:
+
+* frames come from the frame cache and are turned into model inputs once per clip; no step
+  decodes video;
+* every vision special token is blocked while sampling, and sampling uses the full
+  distribution (no top-k / top-p), so the sampling policy is exactly ``softmax(logits / T)``;
+* the loss forward pass receives the SAME ``pixel_values_videos``, ``video_grid_thw`` and
+  position fields (``mm_token_type_ids``, ``second_per_grid_ts``) as generation, and the
+  log-probabilities of sampled tokens at generation time equal the training pass's (a test
+  checks both, and that the vision tower receives gradient);
+* checkpoints are atomic and hold the optimizer, scheduler, data position and every process's
+  random state, so a run killed with ``kill -9`` resumes with no lost or repeated step.
+
+Override points for a variant: :meth:`HPLTrainer.rollout`, :meth:`HPLTrainer.rewards_for`,
+:meth:`HPLTrainer.loss_for_group`, :meth:`HPLTrainer.evaluate`.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import time
+from collections.abc import Sequence
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+
+from hieroaction.config import save_config
+from hieroaction.data.records import Record, read_jsonl
+from hieroaction.errors import ConfigError
+from hieroaction.evaluation.metrics import spearman
+from hieroaction.models.families import IMAGE_TOKEN, VIDEO_TOKEN, VISION_END_TOKEN, VISION_START_TOKEN
+from hieroaction.prompts.builder import PromptConfig, build_prompt
+from hieroaction.rewards import HierarchicalReward, RewardsConfig, parsed, reward_columns
+from hieroaction.train import checkpoint as ckpt
+from hieroaction.train.objective import (
+    LossType,
+    group_advantages,
+    policy_loss,
+    token_logprobs,
+    zero_spread_groups,
+)
+from hieroaction.video.cache import FrameCache
+from hieroaction.video.sample import FrameConfig
+
+VISION_TOKENS = (VIDEO_TOKEN, IMAGE_TOKEN, VISION_START_TOKEN, VISION_END_TOKEN)
+VIDEO_FIELDS = ("pixel_values_videos", "video_grid_thw", "second_per_grid_ts")
+
+
+@dataclass
+class LoraSettings:
+    """LoRA through PEFT; ``enabled: false`` trains every parameter."""
+
+    enabled: bool = False
+    r: int = 16
+    alpha: int = 32
+    dropout: float = 0.05
+    target_modules: list[str] = field(
+        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+    )
+
+
+@dataclass
+class HPLConfig:
+    """Everything ``hieroaction train hpl`` reads (a YAML recipe plus ``--key value`` overrides)."""
+
+    model: str = ""  # an SFT checkpoint or a base model folder
+    data: str = ""  # unified-records JSONL
+    output_dir: str = "runs/hpl"
+    train_split: str = "train"
+    val_split: str | None = "val"
+    frames: FrameConfig = field(default_factory=FrameConfig)
+    frame_cache: str | None = None  # default: <output_dir>/frames
+    prompt: PromptConfig = field(default_factory=PromptConfig)
+    rewards: RewardsConfig = field(default_factory=RewardsConfig)
+    # sampling
+    group_size: int = 4  # G completions per prompt
+    prompts_per_step: int = 2  # per process
+    temperature: float = 1.0
+    max_completion_length: int = 256
+    zero_spread: Literal["keep", "skip", "resample"] = "skip"
+    max_resample: int = 2
+    # objective
+    loss_type: LossType = "grpo"
+    clip_low: float = 0.2
+    clip_high: float = 0.2  # DAPO's clip-higher: raise to ~0.28 with loss_type dapo
+    beta: float = 0.0  # KL coefficient to the frozen reference model (0: no reference kept)
+    # optimisation
+    learning_rate: float = 1e-5
+    weight_decay: float = 0.0
+    warmup_steps: int = 0
+    max_grad_norm: float = 1.0
+    max_steps: int = 100
+    forward_batch_size: int = 0  # completions per loss forward pass (0: the whole group)
+    lora: LoraSettings = field(default_factory=LoraSettings)
+    gradient_checkpointing: bool = False
+    bf16: Literal["auto", "true", "false"] = "auto"
+    # bookkeeping
+    seed: int = 0
+    save_steps: int = 25
+    keep_checkpoints: int = 2
+    logging_steps: int = 1
+    log_samples: int = 2  # completions written to samples.jsonl per logging step
+    eval_steps: int = 0  # validation every N steps (0: only at the end)
+    eval_samples: int = 32  # validation records scored per evaluation
+    resume: bool = True  # continue from the newest checkpoint in output_dir when there is one
+
+    def __post_init__(self) -> None:
+        positive = ("group_size", "prompts_per_step", "max_completion_length", "max_steps",
+                    "save_steps", "logging_steps", "keep_checkpoints")
+        for name in positive:
+            if getattr(self, name) < 1:
+                raise ConfigError(f"hpl setting {name!r} must be at least 1, got {getattr(self, name)}")
+        if self.group_size < 2:
+            raise ConfigError("group_size must be at least 2: GRPO compares completions within a group")
+        if not self.temperature > 0:
+            raise ConfigError(f"temperature must be positive, got {self.temperature}")
+        if self.beta < 0 or self.clip_low < 0 or self.clip_high < 0:
+            raise ConfigError("beta, clip_low and clip_high must be >= 0")
+
+
+@dataclass
+class Example:
+    """One training prompt: its record, model inputs (built once) and reward columns."""
+
+    record: Record
+    inputs: dict[str, torch.Tensor]
+    columns: dict[str, Any]
+
+
+@dataclass
+class Rollout:
+    """G sampled completions of one prompt."""
+
+    example: Example
+    completion_ids: torch.Tensor  # (G, T)
+    completion_mask: torch.Tensor  # (G, T) 1 up to and including the end-of-turn token
+    logprobs: torch.Tensor  # (G, T) at sampling time
+    texts: list[str]
+
+
+def check_inputs(config: HPLConfig) -> tuple[list[Record], list[Record], HierarchicalReward]:
+    """Everything that can be checked before a model is loaded: one sentence per problem."""
+    if not config.model:
+        raise ConfigError("no model given; set model to an SFT checkpoint or a base model folder")
+    if not Path(config.model).is_dir():
+        raise ConfigError(f"{config.model}: no such model folder")
+    if not config.data:
+        raise ConfigError("no data given; set data to a unified-records JSONL file")
+    reward = HierarchicalReward(config.rewards)
+    records = read_jsonl(config.data)
+    train = [r for r in records if r.split == config.train_split]
+    if not train:
+        splits = sorted({r.split or "none" for r in records})
+        raise ConfigError(
+            f"{config.data}: no record in split {config.train_split!r} (splits present: {splits})"
+        )
+    val = [r for r in records if config.val_split and r.split == config.val_split]
+    available = {"domain"}
+    if any(r.action.label for r in train):
+        available.add("action")
+    if any(r.steps for r in train):
+        available.add("steps")
+    if any(r.score.final is not None for r in train):
+        available.update({"score", "score_range"})
+    if any(r.score.components for r in train):
+        available.add("components")
+    reward.check_columns(available, source=f"the {config.train_split!r} split of {config.data}")
+    if any(not (r.video.path or r.video.frames_dir) for r in train):
+        bad = next(r for r in train if not (r.video.path or r.video.frames_dir))
+        raise ConfigError(f"{config.data}: record {bad.id!r} has no video path or frame folder")
+    return train, val, reward
+
+
+def _split_range(records: Sequence[Record]) -> tuple[float, float] | None:
+    finals = [r.score.final for r in records if r.score.final is not None]
+    if len(finals) < 2 or max(finals) <= min(finals):
+        return None
+    return (min(finals), max(finals))
+
+
+class HPLTrainer:
+    """GRPO over the hierarchical rewards (see the module docstring)."""
+
+    def __init__(self, config: HPLConfig, accelerator: Any = None) -> None:
+        from accelerate import Accelerator
+
+        self.config = config
+        self.train_records, self.val_records, self.reward = check_inputs(config)
+        # cpu=True on a machine without CUDA lets torchrun start a gloo process group (MULTI_CPU)
+        self.accelerator = accelerator or Accelerator(
+            mixed_precision=self._precision(), cpu=not torch.cuda.is_available()
+        )
+        self.output_dir = Path(config.output_dir)
+        self.cache = FrameCache(config.frame_cache or self.output_dir / "frames")
+        torch.manual_seed(config.seed + self.accelerator.process_index)
+        self._load_model()
+        self.examples: dict[str, Example] = {}
+        self.step = 0
+        self.consumed = 0  # prompts consumed by all processes together
+        self.history: list[dict[str, Any]] = []
+        self.best: dict[str, Any] | None = None
+
+    # ----- set-up -----------------------------------------------------------------------------
+
+    def _precision(self) -> str:
+        if self.config.bf16 == "true":
+            return "bf16"
+        if self.config.bf16 == "auto" and torch.cuda.is_available() and torch.cuda.is_bf16_supported():
+            return "bf16"
+        return "no"
+
+    def _load_model(self) -> None:
+        from hieroaction.models.tiny import load_model_and_processor
+
+        config = self.config
+        model, self.processor = load_model_and_processor(config.model)
+        self.family = self.processor.family
+        if config.gradient_checkpointing:
+            model.gradient_checkpointing_enable()
+            model.config.use_cache = False
+        self.ref_model = None
+        if config.lora.enabled:
+            from peft import LoraConfig, get_peft_model
+
+            if config.gradient_checkpointing:
+                model.enable_input_require_grads()
+            model = get_peft_model(
+                model,
+                LoraConfig(
+                    r=config.lora.r,
+                    lora_alpha=config.lora.alpha,
+                    lora_dropout=config.lora.dropout,
+                    target_modules=list(config.lora.target_modules),
+                ),
+            )
+        elif config.beta > 0:
+            self.ref_model = copy.deepcopy(model).eval().requires_grad_(False)
+        params = [p for p in model.parameters() if p.requires_grad]
+        optimizer = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay)
+        warmup = max(config.warmup_steps, 0)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda s: min(1.0, (s + 1) / (warmup + 1)) if warmup else 1.0
+        )
+        self.model, self.optimizer, self.scheduler = self.accelerator.prepare(model, optimizer, scheduler)
+        if self.ref_model is not None:
+            self.ref_model.to(self.accelerator.device)
+        tok = self.processor.tokenizer
+        self.blocked_ids = sorted({i for i in tok.convert_tokens_to_ids(list(VISION_TOKENS)) if i is not None})
+        end = tok.convert_tokens_to_ids("<|im_end|>")
+        self.eos_ids = sorted({i for i in (end, tok.eos_token_id) if i is not None})
+        self.pad_id = tok.pad_token_id if tok.pad_token_id is not None else self.eos_ids[0]
+
+    @property
+    def policy(self) -> Any:
+        """The model without its distributed wrapper (for generate and saving)."""
+        return self.accelerator.unwrap_model(self.model)
+
+    def example(self, record: Record) -> Example:
+        """Model inputs of a record's prompt, built once and kept (frames from the cache)."""
+        if record.id not in self.examples:
+            clip = self.cache.load(record, self.config.frames)
+            messages = build_prompt(record, clip, self.config.prompt)
+            inputs = self.processor(messages, clip)
+            score_range = _split_range(self.train_records)
+            columns = reward_columns(record, default_fps=clip.fps, score_range=None)
+            if columns["score_range"] is None and score_range is not None:
+                columns["score_range"] = list(score_range)
+            self.examples[record.id] = Example(record, inputs, columns)
+        return self.examples[record.id]
+
+    # ----- data order -------------------------------------------------------------------------
+
+    def _order(self, epoch: int) -> np.ndarray:
+        return np.random.default_rng(self.config.seed + epoch).permutation(len(self.train_records))
+
+    def next_records(self) -> list[Record]:
+        """This process's prompts for the next step (a seeded shuffle per epoch, resumable)."""
+        world = self.accelerator.num_processes
+        per_step = self.config.prompts_per_step * world
+        n = len(self.train_records)
+        picked = []
+        for i in range(self.consumed, self.consumed + per_step):
+            epoch, offset = divmod(i, n)
+            picked.append(self.train_records[int(self._order(epoch)[offset])])
+        self.consumed += per_step
+        rank = self.accelerator.process_index
+        per = self.config.prompts_per_step
+        return picked[rank * per : (rank + 1) * per]
+
+    # ----- sampling and scoring -----------------------------------------------------------------
+
+    def _batched(self, inputs: dict[str, torch.Tensor], n: int) -> dict[str, torch.Tensor]:
+        device = self.accelerator.device
+        out = {}
+        for key, value in inputs.items():
+            if key in ("pixel_values_videos", "video_grid_thw", "second_per_grid_ts"):
+                reps = (n,) + (1,) * (value.dim() - 1)
+                out[key] = value.repeat(*reps).to(device)
+            else:
+                out[key] = value.expand(n, -1).to(device)
+        return out
+
+    @torch.no_grad()
+    def rollout(self, example: Example, n: int | None = None, greedy: bool = False) -> Rollout:
+        """Sample ``n`` (default G) completions and their sampling-time log-probabilities."""
+        n = n or self.config.group_size
+        inputs = self._batched(example.inputs, n)
+        policy = self.policy
+        was_training = policy.training
+        policy.eval()
+        out = policy.generate(
+            **inputs,
+            do_sample=not greedy,
+            temperature=self.config.temperature if not greedy else None,
+            top_k=0 if not greedy else None,
+            top_p=1.0 if not greedy else None,
+            max_new_tokens=self.config.max_completion_length,
+            suppress_tokens=self.blocked_ids,
+            eos_token_id=self.eos_ids,
+            pad_token_id=self.pad_id,
+            output_logits=True,
+            return_dict_in_generate=True,
+        )
+        policy.train(was_training)
+        prompt_len = example.inputs["input_ids"].shape[1]
+        completion = out.sequences[:, prompt_len:]
+        mask = _completion_mask(completion, self.eos_ids)
+        logits = torch.stack(out.logits, dim=1)
+        logprobs = token_logprobs(logits, completion, self.config.temperature, self.blocked_ids)
+        texts = self.processor.batch_decode(completion * mask + self.pad_id * (1 - mask))
+        return Rollout(example, completion, mask, logprobs * mask, texts)
+
+    def sequence_logprobs(
+        self, model: Any, example: Example, completion_ids: torch.Tensor, completion_mask: torch.Tensor
+    ) -> torch.Tensor:
+        """Log-probabilities of ``completion_ids`` in a training forward pass with the video."""
+        n = completion_ids.shape[0]
+        inputs = self._batched(example.inputs, n)
+        prompt_len = inputs["input_ids"].shape[1]
+        inputs["input_ids"] = torch.cat([inputs["input_ids"], completion_ids], dim=1)
+        inputs["attention_mask"] = torch.cat([inputs["attention_mask"], completion_mask], dim=1)
+        if "mm_token_type_ids" in inputs:
+            text = torch.zeros_like(completion_ids)
+            inputs["mm_token_type_ids"] = torch.cat([inputs["mm_token_type_ids"], text], dim=1)
+        logits = model(**inputs, use_cache=False).logits[:, prompt_len - 1 : -1]
+        return token_logprobs(logits, completion_ids, self.config.temperature, self.blocked_ids)
+
+    def rewards_for(self, rollouts: Sequence[Rollout]) -> list[Any]:
+        """Hierarchical reward results of every completion, group by group."""
+        texts = [t for r in rollouts for t in r.texts]
+        columns: dict[str, list[Any]] = {}
+        for r in rollouts:
+            for key, value in r.example.columns.items():
+                columns.setdefault(key, []).extend([value] * len(r.texts))
+        return self.reward(texts, group_size=self.config.group_size, step=self.step, **columns)
+
+    def loss_for_group(self, rollout: Rollout, advantages: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+        """The GRPO loss of one group (forward in chunks of ``forward_batch_size``)."""
+        config = self.config
+        n = rollout.completion_ids.shape[0]
+        chunk = config.forward_batch_size or n
+        total = None
+        stats = {"kl": 0.0, "clip_fraction": 0.0}
+        for start in range(0, n, chunk):
+            sl = slice(start, start + chunk)
+            ids, mask = rollout.completion_ids[sl], rollout.completion_mask[sl]
+            logp = self.sequence_logprobs(self.model, rollout.example, ids, mask)
+            ref = None
+            if config.beta > 0:
+                with torch.no_grad():
+                    if self.ref_model is not None:
+                        ref = self.sequence_logprobs(self.ref_model, rollout.example, ids, mask)
+                    else:
+                        with self.policy.disable_adapter():
+                            ref = self.sequence_logprobs(self.model, rollout.example, ids, mask)
+            out = policy_loss(
+                logp, rollout.logprobs[sl], advantages[sl].to(logp.device), mask,
+                loss_type=config.loss_type, clip_low=config.clip_low, clip_high=config.clip_high,
+                beta=config.beta, ref_logp=ref, max_completion_length=config.max_completion_length,
+            )
+            weight = ids.shape[0] / n
+            total = out.loss * weight if total is None else total + out.loss * weight
+            stats["kl"] += out.kl * weight
+            stats["clip_fraction"] += out.clip_fraction * weight
+        return total, stats
+
+    # ----- one step ---------------------------------------------------------------------------
+
+    def train_step(self) -> dict[str, Any]:
+        """Sample, score, and update once; returns the step's metrics."""
+        config = self.config
+        started = time.perf_counter()
+        records = self.next_records()
+        rollouts = [self.rollout(self.example(r)) for r in records]
+        results = self.rewards_for(rollouts)
+        G = config.group_size
+        totals = torch.tensor([r.total for r in results], dtype=torch.float32)
+        flat = zero_spread_groups(totals, G)
+        zero_spread_fraction = float(flat.float().mean())
+        resampled = 0
+        if config.zero_spread == "resample":
+            for _ in range(config.max_resample):
+                if not flat.any():
+                    break
+                for g in torch.nonzero(flat).flatten().tolist():
+                    rollouts[g] = self.rollout(rollouts[g].example)
+                    resampled += 1
+                results = self.rewards_for(rollouts)
+                totals = torch.tensor([r.total for r in results], dtype=torch.float32)
+                flat = zero_spread_groups(totals, G)
+        advantages = group_advantages(totals, G, config.loss_type)
+        keep = [g for g in range(len(rollouts)) if not (config.zero_spread != "keep" and flat[g])]
+        self.model.train()
+        losses, kls, clips = [], [], []
+        # every process runs the same number of backward passes, so DDP's all-reduce matches
+        n_backward = max(len(keep), 1)
+        for i in range(n_backward):
+            sync = i == n_backward - 1
+            context = nullcontext() if sync else self.accelerator.no_sync(self.model)
+            with context:
+                if keep:
+                    g = keep[i]
+                    loss, stats = self.loss_for_group(rollouts[g], advantages[g * G : (g + 1) * G])
+                    kls.append(stats["kl"])
+                    clips.append(stats["clip_fraction"])
+                else:
+                    # nothing to learn from: a zero loss that still touches every parameter
+                    loss = sum(p.sum() * 0.0 for p in self.model.parameters() if p.requires_grad)
+                self.accelerator.backward(loss / n_backward)
+                losses.append(float(loss.detach()))
+        grad_norm = self.accelerator.clip_grad_norm_(self.model.parameters(), config.max_grad_norm)
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.step += 1
+        lengths = [float(r.completion_mask.sum(1).float().mean()) for r in rollouts]
+        metrics: dict[str, Any] = {
+            "step": self.step,
+            "loss": float(np.mean(losses)),
+            "kl": float(np.mean(kls)) if kls else 0.0,
+            "clip_fraction": float(np.mean(clips)) if clips else 0.0,
+            "grad_norm": float(grad_norm) if grad_norm is not None else 0.0,
+            "completion_length": float(np.mean(lengths)),
+            "zero_spread_fraction": zero_spread_fraction,
+            "groups_skipped": len(rollouts) - len(keep),
+            "resampled_groups": resampled,
+            "lr": self.scheduler.get_last_lr()[0],
+            "step_seconds": time.perf_counter() - started,
+        }
+        per_component: dict[str, list[float]] = {}
+        for result in results:
+            for key, value in result.log().items():
+                per_component.setdefault(key, []).append(value)
+        metrics.update({k: float(np.mean(v)) for k, v in per_component.items()})
+        metrics = self._reduce(metrics)
+        samples = [
+            {"step": self.step, "id": r.example.record.id, "text": r.texts[0], "reward": results[i * G].total}
+            for i, r in enumerate(rollouts[: config.log_samples])
+        ]
+        return {"metrics": metrics, "samples": samples}
+
+    def _reduce(self, metrics: dict[str, Any]) -> dict[str, Any]:
+        """Average the metrics over processes (every process logs the same numbers)."""
+        if self.accelerator.num_processes == 1:
+            return metrics
+        from accelerate.utils import gather_object
+
+        gathered = gather_object([metrics])
+        keys = set.intersection(*(set(m) for m in gathered))
+        return {k: (metrics[k] if k == "step" else float(np.mean([m[k] for m in gathered]))) for k in keys}
+
+    # ----- validation -------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def evaluate(self) -> dict[str, float]:
+        """Greedy answers on up to ``eval_samples`` validation records: mean reward and rho."""
+        records = self.val_records[: self.config.eval_samples]
+        if not records:
+            return {}
+        rank, world = self.accelerator.process_index, self.accelerator.num_processes
+        mine = records[rank::world]
+        rows = []
+        for record in mine:
+            example = self.example(record)
+            rollout = self.rollout(example, n=1, greedy=True)
+            result = self.reward(rollout.texts, group_size=1, step=10**9,
+                                 **{k: [v] for k, v in example.columns.items()})[0]
+            rows.append((result.total, parsed(rollout.texts[0]).assessment.score, record.score.final))
+        if world > 1:
+            from accelerate.utils import gather_object
+
+            rows = gather_object(rows)
+        pred = [p for _, p, t in rows if t is not None]
+        true = [t for _, p, t in rows if t is not None]
+        filled = [p if p is not None else float(np.mean([q for q in pred if q is not None] or [0.0])) for p in pred]
+        rho = spearman(filled, true) if len(true) > 1 else float("nan")
+        return {
+            "val/reward": float(np.mean([r for r, _, _ in rows])),
+            "val/spearman": rho,
+            "val/parse_failures": float(np.mean([p is None for p in pred])) if pred else 0.0,
+        }
+
+    # ----- saving -----------------------------------------------------------------------------
+
+    def save_model(self, folder: Path) -> None:
+        """Weights and processor, loadable with from_pretrained (LoRA merged into the base)."""
+        folder = Path(folder)
+        model = self.policy
+        if self.config.lora.enabled:
+            model = copy.deepcopy(model).merge_and_unload()
+        model.save_pretrained(folder)
+        self.processor.save_pretrained(folder)
+
+    def _trainable_state(self) -> dict[str, torch.Tensor]:
+        return {k: v.detach().cpu().clone() for k, v in self.policy.named_parameters() if v.requires_grad}
+
+    def save_checkpoint(self) -> None:
+        from accelerate.utils import gather_object
+
+        rng_states = gather_object([ckpt.rng_state()]) if self.accelerator.num_processes > 1 else None
+        if self.accelerator.is_main_process:
+            state = {
+                "step": self.step,
+                "consumed": self.consumed,
+                "history": self.history,
+                "best": self.best,
+                "config": asdict(self.config),
+            }
+
+            def save(folder: Path) -> None:
+                folder.mkdir(parents=True, exist_ok=True)
+                torch.save(self._trainable_state(), folder / "trainable.pt")
+
+            ckpt.save_checkpoint(
+                self.output_dir, self.step, save, state, self.optimizer, self.scheduler,
+                rng_states=rng_states, keep=self.config.keep_checkpoints,
+            )
+        self.accelerator.wait_for_everyone()
+
+    def resume_from(self, checkpoint: Path) -> None:
+        """Continue exactly where ``checkpoint`` left off."""
+        state = ckpt.load_trainer_state(checkpoint)
+        weights = torch.load(checkpoint / "model" / "trainable.pt", weights_only=True)
+        params = dict(self.policy.named_parameters())
+        with torch.no_grad():
+            for name, value in weights.items():
+                params[name].copy_(value.to(params[name].device))
+        ckpt.restore_optimizer(checkpoint, self.optimizer, self.scheduler, self.accelerator.process_index)
+        self.step, self.consumed = state["step"], state["consumed"]
+        self.history, self.best = state["history"], state["best"]
+
+    # ----- the loop ---------------------------------------------------------------------------
+
+    def train(self) -> dict[str, Any]:
+        """Run to ``max_steps``; returns the final metrics and where the models are."""
+        from torch.utils.tensorboard import SummaryWriter
+
+        config, acc = self.config, self.accelerator
+        main = acc.is_main_process
+        if main:
+            self.output_dir.mkdir(parents=True, exist_ok=True)
+            ckpt.clean_partial(self.output_dir)
+            save_config(config, self.output_dir / "hpl_config.yaml")
+        acc.wait_for_everyone()
+        latest = ckpt.latest_checkpoint(self.output_dir) if config.resume else None
+        if latest is not None:
+            self.resume_from(latest)
+            _log(main, f"resumed from {latest.name} at step {self.step}")
+        writer = SummaryWriter(str(self.output_dir / "tensorboard")) if main else None
+        # the metrics file is rewritten from the checkpoint's history, so steps done after the
+        # last checkpoint by a killed run are neither lost from nor repeated in the log
+        if main:
+            _write_jsonl(self.output_dir / "metrics.jsonl", self.history)
+        while self.step < config.max_steps:
+            out = self.train_step()
+            metrics = out["metrics"]
+            if config.eval_steps and self.step % config.eval_steps == 0:
+                metrics.update(self._evaluate_and_keep_best())
+            self.history.append(metrics)
+            if main:
+                _append_jsonl(self.output_dir / "metrics.jsonl", metrics)
+                if self.step % config.logging_steps == 0:
+                    _append_jsonl(self.output_dir / "samples.jsonl", *out["samples"])
+                    for key, value in metrics.items():
+                        if isinstance(value, (int, float)) and math.isfinite(value) and key != "step":
+                            writer.add_scalar(key, value, self.step)
+                    _log(main, _format(metrics, config.max_steps))
+            if self.step % config.save_steps == 0 or self.step == config.max_steps:
+                self.save_checkpoint()
+        final_eval = {}
+        if self.val_records and not (config.eval_steps and self.step % config.eval_steps == 0):
+            final_eval = self._evaluate_and_keep_best()
+        if main:
+            self.save_model(self.output_dir / "final")
+            if self.best is None:
+                self.save_model(self.output_dir / "best")
+            if writer is not None:
+                writer.close()
+        acc.wait_for_everyone()
+        return {
+            "steps": self.step,
+            "final": str(self.output_dir / "final"),
+            "best": str(self.output_dir / "best"),
+            "best_metrics": self.best,
+            "last_metrics": self.history[-1] if self.history else {},
+            "final_eval": final_eval,
+        }
+
+    def _evaluate_and_keep_best(self) -> dict[str, float]:
+        """Validate, and keep the model with the best validation reward as ``best/``."""
+        metrics = self.evaluate()
+        if not metrics:
+            return {}
+        value = metrics["val/reward"]
+        if self.best is None or value > self.best["val/reward"]:
+            self.best = {"step": self.step, **metrics}
+            if self.accelerator.is_main_process:
+                self.save_model(self.output_dir / "best")
+        self.accelerator.wait_for_everyone()
+        return metrics
+
+
+def _completion_mask(completion: torch.Tensor, eos_ids: Sequence[int]) -> torch.Tensor:
+    """1 for tokens up to and including the first end-of-turn token, 0 after it."""
+    is_end = torch.zeros_like(completion, dtype=torch.bool)
+    for i in eos_ids:
+        is_end |= completion == i
+    after_end = (is_end.long().cumsum(dim=1) - is_end.long()) > 0
+    return (~after_end).long()
+
+
+def _write_jsonl(path: Path, rows: Sequence[dict[str, Any]]) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("w", encoding="utf-8") as fh:
+        for row in rows:
+            fh.write(json.dumps(row) + "\n")
+    tmp.replace(path)
+
+
+def _append_jsonl(path: Path, *rows: dict[str, Any]) -> None:
+    with path.open("a", encoding="utf-8") as fh:
+        for row in rows:
+            fh.write(json.dumps(row) + "\n")
+
+
+def _format(metrics: dict[str, Any], max_steps: int) -> str:
+    keys = ("loss", "reward/total", "reward/format", "reward/recognition", "reward/score", "kl",
+            "completion_length", "zero_spread_fraction", "step_seconds")
+    parts = [f"step {metrics['step']}/{max_steps}"]
+    parts += [f"{k.split('/')[-1]} {metrics[k]:.3g}" for k in keys if k in metrics]
+    return "  ".join(parts)
+
+
+def _log(main: bool, text: str) -> None:
+    if main:
+        print(f"[hpl] {text}", flush=True)
+
+
+def train_hpl(config: HPLConfig) -> dict[str, Any]:
+    """Python entry point of ``hieroaction train hpl``."""
+    return HPLTrainer(config).train()

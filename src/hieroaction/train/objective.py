@@ -1,0 +1,134 @@
+"""The GRPO objective: group-relative advantages and the clipped policy-ratio loss.
+
+Pure tensor functions, so the algorithm can be read and tested apart from the trainer.
+
+Advantages (per group of G completions of one prompt):
+    ``grpo``:    (r - mean) / (std + eps)
+    ``dr_grpo``: r - mean                       (no std scaling: Dr. GRPO, Liu et al. 2025)
+    ``dapo``:    (r - mean) / (std + eps)
+
+Loss per token t of completion i, with ratio ``rho = exp(logp - old_logp)``:
+    ``-min(rho * A_i, clip(rho, 1 - eps_low, 1 + eps_high) * A_i) + beta * KL_t``
+with the k3 estimator ``KL = exp(ref - logp) - (ref - logp) - 1``. Aggregation:
+    ``grpo``:    mean over each completion's tokens, then mean over completions;
+    ``dr_grpo``: sum over all tokens / (completions x max completion length);
+    ``dapo``:    sum over all tokens / number of tokens (token-level mean).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+
+LossType = Literal["grpo", "dr_grpo", "dapo"]
+
+
+def group_advantages(
+    rewards: torch.Tensor, group_size: int, loss_type: LossType = "grpo", eps: float = 1e-4
+) -> torch.Tensor:
+    """Advantages of completions laid out group by group (``group_size`` per prompt)."""
+    if rewards.numel() % group_size:
+        raise ValueError(f"{rewards.numel()} rewards is not a whole number of groups of {group_size}")
+    grouped = rewards.view(-1, group_size)
+    centred = grouped - grouped.mean(dim=1, keepdim=True)
+    if loss_type == "dr_grpo":
+        return centred.view(-1)
+    # population std, as GRPO's group statistics use all G completions
+    std = grouped.std(dim=1, keepdim=True, unbiased=False)
+    return (centred / (std + eps)).view(-1)
+
+
+def zero_spread_groups(rewards: torch.Tensor, group_size: int, tol: float = 1e-8) -> torch.Tensor:
+    """A boolean per group: True where every completion got the same reward."""
+    grouped = rewards.view(-1, group_size)
+    return (grouped.max(dim=1).values - grouped.min(dim=1).values) <= tol
+
+
+@dataclass
+class LossOutput:
+    loss: torch.Tensor
+    kl: float
+    clip_fraction: float
+    ratio_mean: float
+
+
+def policy_loss(
+    logp: torch.Tensor,
+    old_logp: torch.Tensor,
+    advantages: torch.Tensor,
+    mask: torch.Tensor,
+    loss_type: LossType = "grpo",
+    clip_low: float = 0.2,
+    clip_high: float = 0.2,
+    beta: float = 0.0,
+    ref_logp: torch.Tensor | None = None,
+    max_completion_length: int | None = None,
+) -> LossOutput:
+    """The clipped surrogate loss over a batch of completions.
+
+    Args:
+        logp: (N, T) log-probabilities of the sampled tokens under the current policy.
+        old_logp: (N, T) the same at sampling time (detached).
+        advantages: (N,) one advantage per completion.
+        mask: (N, T) 1 for completion tokens, 0 for padding.
+        ref_logp: (N, T) under the frozen reference, needed when ``beta > 0``.
+        max_completion_length: the length ``dr_grpo`` divides by (default: T).
+    """
+    mask = mask.to(logp.dtype)
+    ratio = torch.exp(logp - old_logp)
+    adv = advantages.unsqueeze(1)
+    unclipped = ratio * adv
+    clipped = torch.clamp(ratio, 1.0 - clip_low, 1.0 + clip_high) * adv
+    per_token = -torch.min(unclipped, clipped)
+    kl_mean = 0.0
+    if beta > 0.0:
+        if ref_logp is None:
+            raise ValueError("beta > 0 needs the reference log-probabilities")
+        delta = ref_logp - logp
+        kl = torch.exp(delta) - delta - 1.0
+        per_token = per_token + beta * kl
+        kl_mean = float((kl * mask).sum() / mask.sum().clamp(min=1.0))
+    tokens = mask.sum().clamp(min=1.0)
+    if loss_type == "grpo":
+        per_seq = (per_token * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
+        loss = per_seq.mean()
+    elif loss_type == "dr_grpo":
+        length = max_completion_length or logp.shape[1]
+        loss = (per_token * mask).sum() / (logp.shape[0] * length)
+    elif loss_type == "dapo":
+        loss = (per_token * mask).sum() / tokens
+    else:
+        raise ValueError(f"unknown loss type {loss_type!r}; expected grpo, dr_grpo or dapo")
+    with torch.no_grad():
+        was_clipped = ((ratio < 1.0 - clip_low) & (adv < 0)) | ((ratio > 1.0 + clip_high) & (adv > 0))
+        clip_fraction = float((was_clipped.to(mask.dtype) * mask).sum() / tokens)
+        ratio_mean = float((ratio * mask).sum() / tokens)
+    return LossOutput(loss=loss, kl=kl_mean, clip_fraction=clip_fraction, ratio_mean=ratio_mean)
+
+
+def token_logprobs(
+    logits: torch.Tensor,
+    tokens: torch.Tensor,
+    temperature: float = 1.0,
+    blocked: Sequence[int] = (),
+) -> torch.Tensor:
+    """log softmax(logits / temperature) at ``tokens``: (N, T, V), (N, T) -> (N, T).
+
+    ``blocked`` token ids (those suppressed while sampling, e.g. vision tokens) get no
+    probability, so this is the distribution the tokens were really sampled from. The same
+    function scores tokens at sampling time and in the training forward pass, so the two agree
+    up to floating-point noise.
+    """
+    rows = []
+    # One completion at a time: a full (N, T, V) float32 log-softmax of a 150k-token vocabulary
+    # would cost gigabytes; logit - logsumexp needs only (T, V) at once.
+    for row_logits, row_tokens in zip(logits, tokens):
+        row = row_logits.float() / temperature
+        if blocked:
+            row = row.index_fill(1, torch.as_tensor(list(blocked), device=row.device), float("-inf"))
+        picked = torch.gather(row, 1, row_tokens.unsqueeze(-1)).squeeze(-1)
+        rows.append(picked - torch.logsumexp(row, dim=-1))
+    return torch.stack(rows)

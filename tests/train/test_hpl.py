@@ -1,0 +1,139 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from hieroaction.config import load_config
+from hieroaction.errors import ConfigError
+from hieroaction.models.tiny import build_tiny
+from hieroaction.synth import generate
+from hieroaction.train.hpl import HPLConfig, HPLTrainer, check_inputs
+
+TOY = Path(__file__).with_name("hpl_toy_run.py")
+FRAMES = ["frames.num_frames=4", "frames.min_pixels=3136", "frames.max_pixels=3136"]
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp("hpl")
+    model = build_tiny("qwen2_5_vl", root / "model")
+    generate(root / "synth", n=12, seed=0, progress=False)
+    return root, model, root / "synth" / "records.jsonl"
+
+
+def _config(setup, out, *extra):
+    root, model, data = setup
+    args = [f"model={model}", f"data={data}", f"output_dir={out}", f"frame_cache={root / 'cache'}",
+            "group_size=3", "prompts_per_step=1", "max_completion_length=12", "seed=0", *FRAMES, *extra]
+    return load_config(HPLConfig, None, list(args))
+
+
+def test_sampling_logprobs_equal_the_training_forward_pass(setup, tmp_path):
+    trainer = HPLTrainer(_config(setup, tmp_path / "run", "temperature=0.7"))
+    example = trainer.example(trainer.train_records[0])
+    torch.manual_seed(0)
+    rollout = trainer.rollout(example)
+    trained = trainer.sequence_logprobs(trainer.model, example, rollout.completion_ids, rollout.completion_mask)
+    mask = rollout.completion_mask.bool()
+    assert mask.sum() > 0
+    assert torch.allclose(trained[mask], rollout.logprobs[mask], atol=1e-4)
+    # the video and its position fields really matter: without them the numbers differ
+    inputs = {k: v for k, v in example.inputs.items() if k in ("input_ids", "attention_mask")}
+    blind = type(example)(example.record, inputs, example.columns)
+    without_video = trainer.sequence_logprobs(trainer.model, blind, rollout.completion_ids, rollout.completion_mask)
+    assert (without_video[mask] - rollout.logprobs[mask]).abs().max() > 1e-3
+    # no vision token is ever sampled
+    assert not torch.isin(rollout.completion_ids, torch.tensor(trainer.blocked_ids)).any()
+
+
+def test_the_vision_tower_receives_gradient(setup, tmp_path):
+    trainer = HPLTrainer(_config(setup, tmp_path / "run"))
+    example = trainer.example(trainer.train_records[0])
+    rollout = trainer.rollout(example)
+    loss, _ = trainer.loss_for_group(rollout, torch.tensor([1.0, -0.5, -0.5]))
+    loss.backward()
+    visual = [p.grad for n, p in trainer.policy.named_parameters() if ".visual." in f".{n}" or n.startswith("visual")]
+    assert visual, "the model has no vision tower parameters"
+    assert any(g is not None and g.abs().sum() > 0 for g in visual)
+
+
+def test_start_up_errors_come_before_the_model(setup, tmp_path):
+    root, model, data = setup
+    with pytest.raises(ConfigError, match="unknown reward 'scroe'"):
+        check_inputs(_config(setup, tmp_path, "rewards.weights={scroe: 1.0}"))
+    with pytest.raises(ConfigError, match="no such model folder"):
+        check_inputs(_config(setup, tmp_path, f"model={tmp_path / 'nope'}"))
+    with pytest.raises(ConfigError, match="no record in split 'training'"):
+        check_inputs(_config(setup, tmp_path, "train_split=training"))
+    with pytest.raises(ConfigError, match="group_size must be at least 2"):
+        _config(setup, tmp_path, "group_size=1")
+    no_steps = tmp_path / "no_steps.jsonl"
+    no_steps.write_text("".join(
+        json.dumps({**json.loads(line), "steps": []}) + "\n" for line in data.read_text().splitlines()))
+    with pytest.raises(ConfigError, match="reward 'sequence' needs the column 'steps'"):
+        check_inputs(_config(setup, tmp_path, f"data={no_steps}"))
+
+
+def _run(setup, out, *extra, wait=True):
+    root, model, data = setup
+    args = [sys.executable, str(TOY), f"model={model}", f"data={data}", f"output_dir={out}",
+            f"frame_cache={root / 'cache'}", "group_size=3", "prompts_per_step=1", "max_completion_length=8",
+            "learning_rate=0.01", "rewards.weights={toy: 1.0}", "save_steps=1", "keep_checkpoints=10",
+            "val_split=none", *FRAMES, *extra]
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])}
+    if wait:
+        subprocess.run(args, check=True, env=env, capture_output=True, timeout=300)
+        return None
+    return subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def _trainable(folder):
+    return torch.load(folder / "model" / "trainable.pt", weights_only=True)
+
+
+def test_resume_after_kill_9_loses_and_repeats_no_step(setup, tmp_path):
+    _run(setup, tmp_path / "straight", "max_steps=4")
+    killed = tmp_path / "killed"
+    proc = _run(setup, killed, "max_steps=4", wait=False)
+    deadline = time.time() + 240
+    while not (killed / "checkpoint-000002" / "trainer_state.json").exists():
+        assert proc.poll() is None, "the run ended before it could be killed"
+        assert time.time() < deadline
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (killed / "final").exists()
+    _run(setup, killed, "max_steps=4")
+    steps = [json.loads(line)["step"] for line in (killed / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [1, 2, 3, 4]
+    a, b = _trainable(tmp_path / "straight" / "checkpoint-000004"), _trainable(killed / "checkpoint-000004")
+    assert a.keys() == b.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    start = _trainable(tmp_path / "straight" / "checkpoint-000001")
+    assert any(not torch.equal(a[k], start[k]) for k in a), "training did not change the parameters"
+
+
+def test_two_processes_on_cpu_end_with_identical_parameters(setup, tmp_path):
+    root, model, data = setup
+    out = tmp_path / "ddp"
+    args = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29561",
+            str(TOY), f"model={model}", f"data={data}", f"output_dir={out}", f"frame_cache={root / 'cache'}",
+            "group_size=3", "prompts_per_step=1", "max_completion_length=8", "learning_rate=0.01",
+            "rewards.weights={toy: 1.0}", "save_steps=1", "keep_checkpoints=10", "val_split=val",
+            "eval_samples=2", "max_steps=3", *FRAMES]
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])}
+    subprocess.run(args, check=True, env=env, capture_output=True, timeout=300)
+    rank0 = torch.load(out / "params-rank0.pt", weights_only=True)
+    rank1 = torch.load(out / "params-rank1.pt", weights_only=True)
+    assert all(torch.equal(rank0[k], rank1[k]) for k in rank0)
+    first = _trainable(out / "checkpoint-000001")
+    assert any(not torch.equal(rank0[k], first[k]) for k in rank0), "training did not change the parameters"
+    # metrics are logged once per step, by the main process only
+    steps = [json.loads(line)["step"] for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [1, 2, 3]
