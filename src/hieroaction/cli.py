@@ -20,6 +20,7 @@ from hieroaction.errors import HieroActionError
 COMMAND_MODULES = (
     "hieroaction.data.commands",
     "hieroaction.synth.commands",
+    "hieroaction.sar.commands",
 )
 
 
