@@ -21,6 +21,8 @@ COMMAND_MODULES = (
     "hieroaction.data.commands",
     "hieroaction.synth.commands",
     "hieroaction.sar.commands",
+    "hieroaction.inference.commands",
+    "hieroaction.evaluation.commands",
 )
 
 

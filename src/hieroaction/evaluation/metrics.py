@@ -160,6 +160,17 @@ def bootstrap_ci(
     return (float(lo), float(hi))
 
 
+def fill_missing_scores(pred: Sequence[float | None], true: Sequence[float]) -> list[float]:
+    """Predictions with each missing one (None or not finite) replaced by the mean of the rest.
+
+    An unparsable answer stays in the evaluation instead of being dropped, so a model is not
+    rewarded for abstaining on hard clips; with no prediction at all, the mean true score.
+    """
+    known = [p for p in pred if p is not None and math.isfinite(p)]
+    fill = float(np.mean(known)) if known else float(np.mean(true))
+    return [p if p is not None and math.isfinite(p) else fill for p in pred]
+
+
 def score_metrics(
     pred: Sequence[float | None],
     true: Sequence[float],
@@ -167,12 +178,10 @@ def score_metrics(
 ) -> Mapping[str, float]:
     """Spearman, R-l2 x100 and (with ``classes``) per-class rho and its Fisher-z mean.
 
-    A missing prediction (None, e.g. an unparsable answer) is scored as the mean of the
-    other predictions, so a model is not rewarded for abstaining on hard clips.
+    Missing predictions are filled by :func:`fill_missing_scores`.
     """
     known = [p for p in pred if p is not None and math.isfinite(p)]
-    fill = float(np.mean(known)) if known else float(np.mean(true))
-    filled = [p if p is not None and math.isfinite(p) else fill for p in pred]
+    filled = fill_missing_scores(pred, true)
     out: dict[str, float] = {
         "n": float(len(true)),
         "spearman": spearman(filled, true),

@@ -1,0 +1,119 @@
+"""``hieroaction evaluate``: score a model on a records file, or score existing predictions.
+
+``hieroaction evaluate --model M --data FILE.jsonl --out DIR [--split test] [--batch-size N]
+[--max-new-tokens N] [--frames-cache DIR] [--config FILE] [key=value ...]`` runs the model and
+writes predictions.jsonl, metrics.json and the report to DIR.
+
+``hieroaction evaluate --predictions P.jsonl --truth T.jsonl [--json] [--out DIR]`` scores
+predictions that already exist, from this system or any other, with the same code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from hieroaction.config import load_config
+from hieroaction.errors import ConfigError
+
+# Command-line flags that set a config field: flag dest -> dotted EvalConfig path.
+_FLAG_FIELDS = {
+    "batch_size": "inference.batch_size",
+    "max_new_tokens": "inference.max_new_tokens",
+    "device": "inference.device",
+    "dtype": "inference.dtype",
+    "bootstrap": "scoring.bootstrap.n_resamples",
+}
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``evaluate`` command."""
+    parser = subparsers.add_parser(
+        "evaluate",
+        help="score a model on a records file, or score existing predictions",
+        description=(
+            "With --model: run the model on the records of --data (greedy, batched) and write "
+            "predictions.jsonl, metrics.json and report.md/report.html to --out. With "
+            "--predictions and --truth: score existing predictions (JSONL keyed by id, a "
+            "prediction needing at least a score). Choose checkpoints and settings on a "
+            "validation split, never on test. Other settings: key=value (e.g. "
+            "inference.frames.num_frames=8 scoring.class_by=domain)."
+        ),
+    )
+    model = parser.add_argument_group("running a model")
+    model.add_argument("--model", metavar="M", help="model folder (or Hub id) with its processor")
+    model.add_argument("--data", metavar="FILE", help="records JSONL file")
+    model.add_argument("--split", help="only records of this split (e.g. val, test); default all")
+    model.add_argument("--out", metavar="DIR", help="output folder (also allowed with --predictions)")
+    model.add_argument("--batch-size", type=int, metavar="N", help="clips per generate call (default 4)")
+    model.add_argument("--max-new-tokens", type=int, metavar="N", help="longest answer (default 1024)")
+    model.add_argument("--frames-cache", metavar="DIR", help="frame cache folder (hieroaction data frames)")
+    model.add_argument("--device", help="auto (default), cpu, cuda or cuda:N")
+    model.add_argument("--dtype", help="auto (default), float32, bfloat16 or float16")
+    model.add_argument("--quiet", action="store_true", help="no progress bar")
+    files = parser.add_argument_group("scoring existing predictions")
+    files.add_argument("--predictions", metavar="FILE", help="predictions JSONL keyed by id")
+    files.add_argument("--truth", metavar="FILE", help="truth JSONL: records or {id, score} lines")
+    files.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
+    parser.add_argument("--config", metavar="FILE", help="YAML file of EvalConfig settings")
+    parser.add_argument("--bootstrap", type=int, metavar="N",
+                        help="bootstrap resamples of the confidence intervals (default 1000; 0: none)")
+    parser.set_defaults(handler=run, accepts_overrides=True)
+
+
+def _config(args: argparse.Namespace) -> Any:
+    from hieroaction.evaluation.runner import EvalConfig
+
+    overrides = list(getattr(args, "overrides", None) or [])
+    for dest, path in _FLAG_FIELDS.items():
+        value = getattr(args, dest, None)
+        if value is not None:
+            overrides.append(f"{path}={value}")
+    return load_config(EvalConfig, getattr(args, "config", None), overrides)
+
+
+def _check_mode(args: argparse.Namespace) -> str:
+    if args.model and args.predictions:
+        raise ConfigError("give either --model (run a model) or --predictions (score a file), not both")
+    if args.model:
+        missing = [flag for flag, value in (("--data", args.data), ("--out", args.out)) if not value]
+        if missing:
+            raise ConfigError(f"evaluate --model also needs {' and '.join(missing)}")
+        if args.truth or args.json:
+            raise ConfigError("--truth and --json belong to evaluate --predictions, not --model")
+        return "model"
+    if args.predictions:
+        if not args.truth:
+            raise ConfigError("evaluate --predictions also needs --truth (the ground truth JSONL)")
+        unused = [f for f, v in (("--data", args.data), ("--split", args.split),
+                                 ("--frames-cache", args.frames_cache)) if v]
+        if unused:
+            raise ConfigError(f"{unused[0]} belongs to evaluate --model, not --predictions")
+        return "files"
+    raise ConfigError("evaluate needs --model M --data FILE --out DIR, or --predictions P --truth T")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Handler of ``hieroaction evaluate``."""
+    from hieroaction.evaluation.files import dumps_json
+    from hieroaction.evaluation.runner import evaluate_files, evaluate_model
+    from hieroaction.reports.evaluation import evaluation_text
+
+    mode = _check_mode(args)
+    config = _config(args)
+    if mode == "model":
+        outcome = evaluate_model(
+            args.model, args.data, args.out, config=config, split=args.split,
+            frames_cache=args.frames_cache, progress=not args.quiet,
+        )
+    else:
+        outcome = evaluate_files(args.predictions, args.truth, config=config, out_dir=args.out)
+    if args.json:
+        sys.stdout.write(dumps_json(outcome.evaluation.metrics, indent=None))
+        return 0
+    sys.stdout.write(evaluation_text(outcome.evaluation))
+    for path in outcome.files:
+        if path.parent.name != "report_assets":
+            print(f"wrote {path}")
+    return 0

@@ -1,0 +1,75 @@
+"""Fixtures of the evaluation tests: a tiny model, a few synthetic clips, a corrupt video,
+and a way to run the command line with only this area's commands registered."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+EVAL_COMMANDS = ("hieroaction.evaluation.commands", "hieroaction.inference.commands")
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> Path:
+    """A randomly initialised Qwen2.5-VL checkpoint folder (model + processor)."""
+    from hieroaction.models.tiny import build_tiny
+
+    return build_tiny("qwen2_5_vl", tmp_path_factory.mktemp("models") / "tiny", size="tiny", seed=0)
+
+
+@pytest.fixture(scope="session")
+def synth_dir(tmp_path_factory) -> Path:
+    """Six rendered synthetic clips and their records."""
+    from hieroaction.config import config_from_dict
+    from hieroaction.synth.generator import SynthConfig, generate
+
+    out = tmp_path_factory.mktemp("synth") / "data"
+    generate(out, config_from_dict(SynthConfig, {"n": 6, "seed": 3, "workers": 1}), progress=False)
+    return out
+
+
+@pytest.fixture(scope="session")
+def records_path(synth_dir) -> Path:
+    return synth_dir / "records.jsonl"
+
+
+@pytest.fixture(scope="session")
+def good_video(records_path) -> Path:
+    first = json.loads(records_path.read_text().splitlines()[0])
+    return Path(first["video"]["path"])
+
+
+@pytest.fixture()
+def corrupt_video(tmp_path) -> Path:
+    """A file named like a video whose bytes are not one."""
+    path = tmp_path / "broken.mp4"
+    path.write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 8)
+    return path
+
+
+@pytest.fixture(scope="session")
+def assessor(tiny_model):
+    """The tiny model loaded once, with short answers and 8 frames (fast on a CPU)."""
+    from hieroaction.inference import Assessor, InferenceConfig
+
+    config = InferenceConfig(max_new_tokens=24, batch_size=4, frames={"num_frames": 8}, domain="synth")
+    return Assessor.from_pretrained(tiny_model, config)
+
+
+@pytest.fixture()
+def cli(monkeypatch, capsys):
+    """``cli(*argv) -> (status, stdout, stderr)`` through ``hieroaction.cli.main``, with the
+    evaluation commands registered (and nothing else, so other areas cannot break these tests)."""
+    from hieroaction import cli as cli_module
+
+    monkeypatch.setattr(cli_module, "COMMAND_MODULES", EVAL_COMMANDS)
+
+    def run(*argv: str) -> tuple[int, str, str]:
+        capsys.readouterr()
+        status = cli_module.main([str(a) for a in argv])
+        out, err = capsys.readouterr()
+        return status, out, err
+
+    return run
