@@ -67,3 +67,15 @@ def test_override_values_keep_yaml_types():
     assert parse_overrides(["a.b=3", "--c", "true", "--d=[1, 2]", "e=text"]) == {
         "a": {"b": 3}, "c": True, "d": [1, 2], "e": "text"
     }
+
+
+def test_recipes_merge_their_base_files(tmp_path):
+    (tmp_path / "base").mkdir()
+    (tmp_path / "base" / "a.yaml").write_text("steps: 3\noptim: {lr: 0.1, betas: [0.5, 0.6]}\nname: a\n")
+    (tmp_path / "base" / "b.yaml").write_text("optim: {lr: 0.2}\n")
+    (tmp_path / "r.yaml").write_text("base: [base/a.yaml, base/b.yaml]\nname: r\n")
+    cfg = load_config(Job, tmp_path / "r.yaml", ["--steps", "4"])
+    assert (cfg.name, cfg.steps, cfg.optim.lr, cfg.optim.betas) == ("r", 4, 0.2, (0.5, 0.6))
+    (tmp_path / "loop.yaml").write_text("base: loop.yaml\n")
+    with pytest.raises(ConfigError, match="in a loop"):
+        load_config(Job, tmp_path / "loop.yaml")

@@ -172,6 +172,38 @@ def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+BASE_KEY = "base"
+
+
+def read_recipe(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """A recipe file as a mapping, with its ``base`` files merged underneath it.
+
+    ``base`` is one file name or a list (relative to the recipe's folder), merged in order, so
+    variants of one recipe share their common settings instead of copying them.
+    """
+    file = Path(path).expanduser()
+    if not file.is_file():
+        raise ConfigError(f"{file}: no such config file")
+    if file.resolve() in _seen:
+        raise ConfigError(f"{file}: the recipe's base files include each other in a loop")
+    try:
+        data = yaml.safe_load(file.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{file}: not valid YAML ({exc.__class__.__name__})") from None
+    data = {} if data is None else data
+    if not isinstance(data, dict):
+        raise ConfigError(f"{file}: a config file must be a YAML mapping of keys to values")
+    bases = data.pop(BASE_KEY, None) or []
+    if isinstance(bases, str):
+        bases = [bases]
+    if not isinstance(bases, list) or not all(isinstance(b, str) for b in bases):
+        raise ConfigError(f"{file}: 'base' must be a file name or a list of file names")
+    merged: dict[str, Any] = {}
+    for name in bases:
+        merged = _merge(merged, read_recipe(file.parent / name, _seen + (file.resolve(),)))
+    return _merge(merged, data)
+
+
 def config_from_dict(cls: type[T], data: dict[str, Any]) -> T:
     """Build ``cls`` from a mapping, checking every key and type."""
     return _build(cls, data)
@@ -180,21 +212,9 @@ def config_from_dict(cls: type[T], data: dict[str, Any]) -> T:
 def load_config(
     cls: type[T], path: str | Path | None = None, overrides: list[str] | None = None
 ) -> T:
-    """Read ``path`` (YAML) into the dataclass ``cls`` and apply command-line overrides."""
-    data: dict[str, Any] = {}
-    if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"{path}: no such config file")
-        try:
-            loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{path}: not valid YAML ({exc.__class__.__name__})") from None
-        if loaded is None:
-            loaded = {}
-        if not isinstance(loaded, dict):
-            raise ConfigError(f"{path}: a config file must be a YAML mapping of keys to values")
-        data = loaded
+    """Read ``path`` (YAML, with its ``base`` files) into the dataclass ``cls`` and apply
+    command-line overrides."""
+    data: dict[str, Any] = read_recipe(path) if path is not None else {}
     if overrides:
         data = _merge(data, parse_overrides(overrides))
     return _build(cls, data)

@@ -10,13 +10,13 @@ import pytest
 import torch
 
 from hieroaction.config import load_config
-from hieroaction.errors import ConfigError
+from hieroaction.errors import ConfigError, HieroActionError
 from hieroaction.models.tiny import build_tiny
 from hieroaction.synth import generate
 from hieroaction.train.hpl import HPLConfig, HPLTrainer, check_inputs
 
 TOY = Path(__file__).with_name("hpl_toy_run.py")
-FRAMES = ["frames.num_frames=4", "frames.min_pixels=3136", "frames.max_pixels=3136"]
+FRAMES = ["data.frames.num_frames=4", "data.frames.min_pixels=3136", "data.frames.max_pixels=3136"]
 
 
 @pytest.fixture(scope="module")
@@ -29,14 +29,14 @@ def setup(tmp_path_factory):
 
 def _config(setup, out, *extra):
     root, model, data = setup
-    args = [f"model={model}", f"data={data}", f"output_dir={out}", f"frame_cache={root / 'cache'}",
+    args = [f"model={model}", f"data.records={data}", f"output_dir={out}", f"data.cache_dir={root / 'cache'}",
             "group_size=3", "prompts_per_step=1", "max_completion_length=12", "seed=0", *FRAMES, *extra]
     return load_config(HPLConfig, None, list(args))
 
 
 def test_sampling_logprobs_equal_the_training_forward_pass(setup, tmp_path):
     trainer = HPLTrainer(_config(setup, tmp_path / "run", "temperature=0.7"))
-    example = trainer.example(trainer.train_records[0])
+    example = trainer.example(trainer.train_set, 0)
     torch.manual_seed(0)
     rollout = trainer.rollout(example)
     trained = trainer.sequence_logprobs(trainer.model, example, rollout.completion_ids, rollout.completion_mask)
@@ -54,7 +54,7 @@ def test_sampling_logprobs_equal_the_training_forward_pass(setup, tmp_path):
 
 def test_the_vision_tower_receives_gradient(setup, tmp_path):
     trainer = HPLTrainer(_config(setup, tmp_path / "run"))
-    example = trainer.example(trainer.train_records[0])
+    example = trainer.example(trainer.train_set, 0)
     rollout = trainer.rollout(example)
     loss, _ = trainer.loss_for_group(rollout, torch.tensor([1.0, -0.5, -0.5]))
     loss.backward()
@@ -69,23 +69,23 @@ def test_start_up_errors_come_before_the_model(setup, tmp_path):
         check_inputs(_config(setup, tmp_path, "rewards.weights={scroe: 1.0}"))
     with pytest.raises(ConfigError, match="no such model folder"):
         check_inputs(_config(setup, tmp_path, f"model={tmp_path / 'nope'}"))
-    with pytest.raises(ConfigError, match="no record in split 'training'"):
-        check_inputs(_config(setup, tmp_path, "train_split=training"))
+    with pytest.raises(HieroActionError, match="no records in split 'training'"):
+        check_inputs(_config(setup, tmp_path, "data.train_split=training"))
     with pytest.raises(ConfigError, match="group_size must be at least 2"):
         _config(setup, tmp_path, "group_size=1")
     no_steps = tmp_path / "no_steps.jsonl"
     no_steps.write_text("".join(
         json.dumps({**json.loads(line), "steps": []}) + "\n" for line in data.read_text().splitlines()))
     with pytest.raises(ConfigError, match="reward 'sequence' needs the column 'steps'"):
-        check_inputs(_config(setup, tmp_path, f"data={no_steps}"))
+        check_inputs(_config(setup, tmp_path, f"data.records={no_steps}"))
 
 
 def _run(setup, out, *extra, wait=True):
     root, model, data = setup
-    args = [sys.executable, str(TOY), f"model={model}", f"data={data}", f"output_dir={out}",
-            f"frame_cache={root / 'cache'}", "group_size=3", "prompts_per_step=1", "max_completion_length=8",
+    args = [sys.executable, str(TOY), f"model={model}", f"data.records={data}", f"output_dir={out}",
+            f"data.cache_dir={root / 'cache'}", "group_size=3", "prompts_per_step=1", "max_completion_length=8",
             "learning_rate=0.01", "rewards.weights={toy: 1.0}", "save_steps=1", "keep_checkpoints=10",
-            "val_split=none", *FRAMES, *extra]
+            "data.eval_split=none", *FRAMES, *extra]
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])}
     if wait:
         subprocess.run(args, check=True, env=env, capture_output=True, timeout=300)
@@ -123,9 +123,9 @@ def test_two_processes_on_cpu_end_with_identical_parameters(setup, tmp_path):
     root, model, data = setup
     out = tmp_path / "ddp"
     args = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29561",
-            str(TOY), f"model={model}", f"data={data}", f"output_dir={out}", f"frame_cache={root / 'cache'}",
+            str(TOY), f"model={model}", f"data.records={data}", f"output_dir={out}", f"data.cache_dir={root / 'cache'}",
             "group_size=3", "prompts_per_step=1", "max_completion_length=8", "learning_rate=0.01",
-            "rewards.weights={toy: 1.0}", "save_steps=1", "keep_checkpoints=10", "val_split=val",
+            "rewards.weights={toy: 1.0}", "save_steps=1", "keep_checkpoints=10", "data.eval_split=val",
             "eval_samples=2", "max_steps=3", *FRAMES]
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])}
     subprocess.run(args, check=True, env=env, capture_output=True, timeout=300)

@@ -12,6 +12,7 @@ from tqdm import tqdm
 
 from hieroaction.data.adapters import Problem, dataset_names, get_adapter
 from hieroaction.data.records import BadLine, Record, read_jsonl, write_jsonl
+from hieroaction.data.splits import carve_split
 from hieroaction.data.stats import dataset_stats, format_stats
 from hieroaction.data.validate import split_counts, validate_dataset
 
@@ -84,6 +85,15 @@ def _stats(args: argparse.Namespace) -> int:
     return 1 if bad and not records else 0
 
 
+def _split(args: argparse.Namespace) -> int:
+    records = read_jsonl(args.data)
+    out = carve_split(records, args.val_fraction, args.seed, args.source, args.target, not args.no_stratify)
+    write_jsonl(out, args.out or args.data)
+    counts = ", ".join(f"{k} {v}" for k, v in split_counts(out).items())
+    print(f"wrote {len(out)} records to {args.out or args.data} ({counts})")
+    return 0
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``hieroaction data`` and its subcommands."""
     from hieroaction.video.commands import add_frames_command
@@ -120,5 +130,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("data", type=Path, help="a unified-records JSONL file")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(handler=_stats)
+
+    p = sub.add_parser(
+        "split",
+        help="move a seeded fraction of the train split into a validation split",
+        description="Model selection must never look at test: carve a validation split out of train.",
+    )
+    p.add_argument("data", type=Path, help="a unified-records JSONL file")
+    p.add_argument("--val-fraction", type=float, default=0.1)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--source", default="train", help="the split to take records from")
+    p.add_argument("--target", default="val", help="the new split's name")
+    p.add_argument("--no-stratify", action="store_true", help="do not balance action labels")
+    p.add_argument("--out", type=Path, default=None, help="write here instead of rewriting DATA")
+    p.set_defaults(handler=_split)
 
     add_frames_command(sub)

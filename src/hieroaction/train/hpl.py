@@ -38,7 +38,6 @@ from hieroaction.data.records import Record, read_jsonl
 from hieroaction.errors import ConfigError
 from hieroaction.evaluation.metrics import spearman
 from hieroaction.models.families import IMAGE_TOKEN, VIDEO_TOKEN, VISION_END_TOKEN, VISION_START_TOKEN
-from hieroaction.prompts.builder import PromptConfig, build_prompt
 from hieroaction.rewards import HierarchicalReward, RewardsConfig, parsed, reward_columns
 from hieroaction.train import checkpoint as ckpt
 from hieroaction.train.objective import (
@@ -48,8 +47,7 @@ from hieroaction.train.objective import (
     token_logprobs,
     zero_spread_groups,
 )
-from hieroaction.video.cache import FrameCache
-from hieroaction.video.sample import FrameConfig
+from hieroaction.train.data import DataConfig, ExampleSet, LoadedData, load_examples
 
 VISION_TOKENS = (VIDEO_TOKEN, IMAGE_TOKEN, VISION_START_TOKEN, VISION_END_TOKEN)
 VIDEO_FIELDS = ("pixel_values_videos", "video_grid_thw", "second_per_grid_ts")
@@ -73,13 +71,10 @@ class HPLConfig:
     """Everything ``hieroaction train hpl`` reads (a YAML recipe plus ``--key value`` overrides)."""
 
     model: str = ""  # an SFT checkpoint or a base model folder
-    data: str = ""  # unified-records JSONL
     output_dir: str = "runs/hpl"
-    train_split: str = "train"
-    val_split: str | None = "val"
-    frames: FrameConfig = field(default_factory=FrameConfig)
-    frame_cache: str | None = None  # default: <output_dir>/frames
-    prompt: PromptConfig = field(default_factory=PromptConfig)
+    # records, splits (eval_split: the validation split used for model selection), frames,
+    # prompt: the same section as the SFT recipe's
+    data: DataConfig = field(default_factory=DataConfig)
     rewards: RewardsConfig = field(default_factory=RewardsConfig)
     # sampling
     group_size: int = 4  # G completions per prompt
@@ -110,7 +105,7 @@ class HPLConfig:
     logging_steps: int = 1
     log_samples: int = 2  # completions written to samples.jsonl per logging step
     eval_steps: int = 0  # validation every N steps (0: only at the end)
-    eval_samples: int = 32  # validation records scored per evaluation
+    eval_samples: int = 32  # validation records scored per evaluation (data.eval_split)
     resume: bool = True  # continue from the newest checkpoint in output_dir when there is one
 
     def __post_init__(self) -> None:
@@ -147,23 +142,21 @@ class Rollout:
     texts: list[str]
 
 
-def check_inputs(config: HPLConfig) -> tuple[list[Record], list[Record], HierarchicalReward]:
-    """Everything that can be checked before a model is loaded: one sentence per problem."""
+def check_inputs(config: HPLConfig) -> tuple[LoadedData, HierarchicalReward]:
+    """Everything that can be checked before a model is loaded: one sentence per problem.
+
+    Also fills the frame cache, so no training step decodes video.
+    """
     if not config.model:
         raise ConfigError("no model given; set model to an SFT checkpoint or a base model folder")
     if not Path(config.model).is_dir():
         raise ConfigError(f"{config.model}: no such model folder")
-    if not config.data:
-        raise ConfigError("no data given; set data to a unified-records JSONL file")
     reward = HierarchicalReward(config.rewards)
-    records = read_jsonl(config.data)
-    train = [r for r in records if r.split == config.train_split]
-    if not train:
-        splits = sorted({r.split or "none" for r in records})
-        raise ConfigError(
-            f"{config.data}: no record in split {config.train_split!r} (splits present: {splits})"
-        )
-    val = [r for r in records if config.val_split and r.split == config.val_split]
+    if not config.data.records:
+        raise ConfigError("config key 'data.records' is required (a unified-records JSONL file)")
+    path = config.data.records_path
+    records = read_jsonl(path, bad=[]) if path.is_file() else []  # bad lines: load_examples says
+    train = [r for r in records if r.split == config.data.train_split]
     available = {"domain"}
     if any(r.action.label for r in train):
         available.add("action")
@@ -173,11 +166,13 @@ def check_inputs(config: HPLConfig) -> tuple[list[Record], list[Record], Hierarc
         available.update({"score", "score_range"})
     if any(r.score.components for r in train):
         available.add("components")
-    reward.check_columns(available, source=f"the {config.train_split!r} split of {config.data}")
-    if any(not (r.video.path or r.video.frames_dir) for r in train):
-        bad = next(r for r in train if not (r.video.path or r.video.frames_dir))
-        raise ConfigError(f"{config.data}: record {bad.id!r} has no video path or frame folder")
-    return train, val, reward
+    if train:
+        reward.check_columns(available, source=f"the {config.data.train_split!r} split of {config.data.records}")
+    data = load_examples(config.data, targets=False, limits={
+        config.data.train_split: config.data.max_train_samples,
+        **({config.data.eval_split: config.eval_samples} if config.data.eval_split else {}),
+    })
+    return data, reward
 
 
 def _split_range(records: Sequence[Record]) -> tuple[float, float] | None:
@@ -194,13 +189,16 @@ class HPLTrainer:
         from accelerate import Accelerator
 
         self.config = config
-        self.train_records, self.val_records, self.reward = check_inputs(config)
+        self.data, self.reward = check_inputs(config)
+        self.train_set = self.data[config.data.train_split]
+        self.val_set = self.data[config.data.eval_split] if config.data.eval_split else None
+        self.train_records = self.train_set.records
+        self.val_records = self.val_set.records if self.val_set is not None else []
         # cpu=True on a machine without CUDA lets torchrun start a gloo process group (MULTI_CPU)
         self.accelerator = accelerator or Accelerator(
             mixed_precision=self._precision(), cpu=not torch.cuda.is_available()
         )
         self.output_dir = Path(config.output_dir)
-        self.cache = FrameCache(config.frame_cache or self.output_dir / "frames")
         torch.manual_seed(config.seed + self.accelerator.process_index)
         self._load_model()
         self.examples: dict[str, Example] = {}
@@ -264,16 +262,17 @@ class HPLTrainer:
         """The model without its distributed wrapper (for generate and saving)."""
         return self.accelerator.unwrap_model(self.model)
 
-    def example(self, record: Record) -> Example:
-        """Model inputs of a record's prompt, built once and kept (frames from the cache)."""
+    def example(self, split: ExampleSet, index: int) -> Example:
+        """Model inputs of a prompt, built once from the cached frames and kept."""
+        record = split.records[index]
         if record.id not in self.examples:
-            clip = self.cache.load(record, self.config.frames)
-            messages = build_prompt(record, clip, self.config.prompt)
-            inputs = self.processor(messages, clip)
-            score_range = _split_range(self.train_records)
-            columns = reward_columns(record, default_fps=clip.fps, score_range=None)
-            if columns["score_range"] is None and score_range is not None:
-                columns["score_range"] = list(score_range)
+            item = split[index]
+            inputs = self.processor(item.messages, item.clip)
+            columns = reward_columns(record, default_fps=item.clip.fps)
+            if columns["score_range"] is None:
+                # a domain without a published range: the training split's own
+                score_range = _split_range(self.train_records)
+                columns["score_range"] = list(score_range) if score_range else None
             self.examples[record.id] = Example(record, inputs, columns)
         return self.examples[record.id]
 
@@ -282,7 +281,7 @@ class HPLTrainer:
     def _order(self, epoch: int) -> np.ndarray:
         return np.random.default_rng(self.config.seed + epoch).permutation(len(self.train_records))
 
-    def next_records(self) -> list[Record]:
+    def next_indices(self) -> list[int]:
         """This process's prompts for the next step (a seeded shuffle per epoch, resumable)."""
         world = self.accelerator.num_processes
         per_step = self.config.prompts_per_step * world
@@ -290,7 +289,7 @@ class HPLTrainer:
         picked = []
         for i in range(self.consumed, self.consumed + per_step):
             epoch, offset = divmod(i, n)
-            picked.append(self.train_records[int(self._order(epoch)[offset])])
+            picked.append(int(self._order(epoch)[offset]))
         self.consumed += per_step
         rank = self.accelerator.process_index
         per = self.config.prompts_per_step
@@ -399,8 +398,8 @@ class HPLTrainer:
         """Sample, score, and update once; returns the step's metrics."""
         config = self.config
         started = time.perf_counter()
-        records = self.next_records()
-        rollouts = [self.rollout(self.example(r)) for r in records]
+        indices = self.next_indices()
+        rollouts = [self.rollout(self.example(self.train_set, i)) for i in indices]
         results = self.rewards_for(rollouts)
         G = config.group_size
         totals = torch.tensor([r.total for r in results], dtype=torch.float32)
@@ -483,14 +482,14 @@ class HPLTrainer:
     @torch.no_grad()
     def evaluate(self) -> dict[str, float]:
         """Greedy answers on up to ``eval_samples`` validation records: mean reward and rho."""
-        records = self.val_records[: self.config.eval_samples]
-        if not records:
+        if self.val_set is None:
             return {}
+        n = min(len(self.val_set), self.config.eval_samples)
         rank, world = self.accelerator.process_index, self.accelerator.num_processes
-        mine = records[rank::world]
         rows = []
-        for record in mine:
-            example = self.example(record)
+        for index in range(rank, n, world):
+            record = self.val_set.records[index]
+            example = self.example(self.val_set, index)
             rollout = self.rollout(example, n=1, greedy=True)
             result = self.reward(rollout.texts, group_size=1, step=10**9,
                                  **{k: [v] for k, v in example.columns.items()})[0]
