@@ -221,6 +221,10 @@ def test_bad_reward_configs_are_one_sentence():
         HierarchicalReward(RewardsConfig(weights={"sequence": 1.0})).check_columns(["domain", "score"])
     with pytest.raises(ConfigError, match="unknown reward"):
         rewards.get("nope")
+    with pytest.raises(ConfigError, match="every reward weight is 0"):
+        HierarchicalReward(RewardsConfig(weights={"score": 0.0}))
+    # a zero weight switches a reward off, columns included
+    HierarchicalReward(RewardsConfig(weights={"score": 1.0, "sequence": 0.0})).check_columns(["domain", "score", "score_range"])
 
 
 def test_reward_columns_from_a_record():

@@ -129,18 +129,22 @@ class HierarchicalReward:
             if not isinstance(weight, (int, float)) or weight < 0:
                 raise ConfigError(f"reward weight for {name!r} must be a number >= 0, got {weight!r}")
         self.config = config
-        self.functions = {n: get(n, **config.params.get(n, {})) for n in config.weights}
-        self.level_of = {n: spec(n).level for n in config.weights}
+        # a weight of 0 switches a reward off (a recipe can turn off what a base file turned on)
+        self.weights = {n: float(w) for n, w in config.weights.items() if w > 0}
+        if not self.weights:
+            raise ConfigError("every reward weight is 0; give at least one reward a positive weight")
+        self.functions = {n: get(n, **config.params.get(n, {})) for n in self.weights}
+        self.level_of = {n: spec(n).level for n in self.weights}
 
     @property
     def columns(self) -> set[str]:
         """The dataset columns the configured rewards read."""
-        return {c for n in self.config.weights for c in spec(n).columns}
+        return {c for n in self.weights for c in spec(n).columns}
 
     def check_columns(self, available: Iterable[str], source: str = "the dataset") -> None:
         """Raise one sentence when ``available`` lacks a column a configured reward reads."""
         available = set(available)
-        for name in self.config.weights:
+        for name in self.weights:
             missing = [c for c in spec(name).columns if c not in available]
             if missing:
                 raise ConfigError(
@@ -152,9 +156,7 @@ class HierarchicalReward:
     ) -> list[RewardResult]:
         """Every reward of every completion, composed into totals."""
         values = {n: fn(completions, **columns) for n, fn in self.functions.items()}
-        return compose(
-            values, self.config.weights, self.level_of, self.config.composition, group_size, step
-        )
+        return compose(values, self.weights, self.level_of, self.config.composition, group_size, step)
 
 
 __all__ = [

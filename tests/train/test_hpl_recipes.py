@@ -1,0 +1,44 @@
+"""Every HPL recipe in configs/ runs a step with the tiny model and a small synthetic set."""
+
+from pathlib import Path
+
+import pytest
+
+from hieroaction.config import load_config
+from hieroaction.models.tiny import build_tiny
+from hieroaction.synth import generate
+from hieroaction.train.hpl import HPLConfig, HPLTrainer
+
+CONFIGS = Path(__file__).parents[2] / "configs"
+RECIPES = sorted((CONFIGS / "hpl").glob("*.yaml")) + sorted(
+    p for p in (CONFIGS / "ablations").glob("*.yaml") if "sft" not in p.name
+)
+
+
+@pytest.fixture(scope="module")
+def small_world(tmp_path_factory):
+    root = tmp_path_factory.mktemp("recipes")
+    generate(root / "synth", n=10, seed=0, progress=False)
+    return build_tiny("qwen2_5_vl", root / "model"), root / "synth" / "records.jsonl", root
+
+
+def test_there_are_recipes_for_both_datasets_and_sizes():
+    names = {p.name for p in RECIPES}
+    for ds in ("finediving", "mtl_aqa"):
+        for size in ("7b", "3b"):
+            assert f"{ds}_qwen2_5_vl_{size}_lora.yaml" in names
+
+
+@pytest.mark.parametrize("recipe", RECIPES, ids=lambda p: p.stem)
+def test_recipe_runs_a_step_with_the_tiny_model(recipe, small_world, tmp_path):
+    model, records, root = small_world
+    config = load_config(HPLConfig, recipe, [
+        f"model={model}", f"output_dir={tmp_path / 'run'}", f"data.records={records}",
+        f"data.cache_dir={root / 'cache'}", "data.decode_workers=1", "data.frames.num_frames=4",
+        "data.frames.min_pixels=3136", "data.frames.max_pixels=3136", "max_steps=1", "group_size=2",
+        "prompts_per_step=1", "max_completion_length=6", "eval_samples=1", "lora.r=4",
+        "gradient_checkpointing=false",
+    ])
+    result = HPLTrainer(config).train()
+    assert result["steps"] == 1
+    assert (tmp_path / "run" / "final" / "config.json").is_file()
