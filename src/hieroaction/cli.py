@@ -19,6 +19,7 @@ from hieroaction.errors import HieroActionError
 # Modules whose register(subparsers) adds top-level commands, in the order of the help text.
 COMMAND_MODULES = (
     "hieroaction.data.commands",
+    "hieroaction.models.commands",
     "hieroaction.synth.commands",
     "hieroaction.sar.commands",
     "hieroaction.inference.commands",

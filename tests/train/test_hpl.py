@@ -1,6 +1,7 @@
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -119,16 +120,23 @@ def test_resume_after_kill_9_loses_and_repeats_no_step(setup, tmp_path):
     assert any(not torch.equal(a[k], start[k]) for k in a), "training did not change the parameters"
 
 
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def test_two_processes_on_cpu_end_with_identical_parameters(setup, tmp_path):
     root, model, data = setup
     out = tmp_path / "ddp"
-    args = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29561",
+    args = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(_free_port()),
             str(TOY), f"model={model}", f"data.records={data}", f"output_dir={out}", f"data.cache_dir={root / 'cache'}",
             "group_size=3", "prompts_per_step=1", "max_completion_length=8", "learning_rate=0.01",
             "rewards.weights={toy: 1.0}", "save_steps=1", "keep_checkpoints=10", "data.eval_split=val",
             "eval_samples=2", "max_steps=3", *FRAMES]
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])}
-    subprocess.run(args, check=True, env=env, capture_output=True, timeout=300)
+    run = subprocess.run(args, env=env, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
     rank0 = torch.load(out / "params-rank0.pt", weights_only=True)
     rank1 = torch.load(out / "params-rank1.pt", weights_only=True)
     assert all(torch.equal(rank0[k], rank1[k]) for k in rank0)

@@ -221,6 +221,8 @@ class HPLTrainer:
 
         config = self.config
         model, self.processor = load_model_and_processor(config.model)
+        # the cached frames are already at the frame budget: the processor must not resize again
+        self.processor.video = self.processor.video.for_frames(config.data.frames)
         self.family = self.processor.family
         if config.gradient_checkpointing:
             model.gradient_checkpointing_enable()
