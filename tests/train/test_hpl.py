@@ -145,3 +145,15 @@ def test_two_processes_on_cpu_end_with_identical_parameters(setup, tmp_path):
     # metrics are logged once per step, by the main process only
     steps = [json.loads(line)["step"] for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert steps == [1, 2, 3]
+
+
+def test_a_time_budget_stops_after_a_whole_step_and_saves(setup, tmp_path):
+    out = tmp_path / "timed"
+    result = HPLTrainer(_config(setup, out, "max_steps=50", "max_seconds=1.5", "data.eval_split=none")).train()
+    assert 1 <= result["steps"] < 50
+    assert (out / "final" / "config.json").is_file()
+    assert ckpt_steps(out) == [result["steps"]]
+
+
+def ckpt_steps(out):
+    return [int(p.name.split("-")[1]) for p in sorted(out.glob("checkpoint-*"))]

@@ -94,6 +94,7 @@ class HPLConfig:
     warmup_steps: int = 0
     max_grad_norm: float = 1.0
     max_steps: int = 100
+    max_seconds: float | None = None  # stop after the step that crosses this wall-clock budget
     forward_batch_size: int = 0  # completions per loss forward pass (0: the whole group)
     lora: LoraSettings = field(default_factory=LoraSettings)
     gradient_checkpointing: bool = False
@@ -581,7 +582,11 @@ class HPLTrainer:
         # last checkpoint by a killed run are neither lost from nor repeated in the log
         if main:
             _write_jsonl(self.output_dir / "metrics.jsonl", self.history)
+        started = time.monotonic()
         while self.step < config.max_steps:
+            if config.max_seconds is not None and self._out_of_time(started):
+                _log(main, f"time budget of {config.max_seconds:.0f} s reached at step {self.step}")
+                break
             out = self.train_step()
             metrics = out["metrics"]
             if config.eval_steps and self.step % config.eval_steps == 0:
@@ -597,6 +602,8 @@ class HPLTrainer:
                     _log(main, _format(metrics, config.max_steps))
             if self.step % config.save_steps == 0 or self.step == config.max_steps:
                 self.save_checkpoint()
+        if self.history and self.step % config.save_steps and self.step != config.max_steps:
+            self.save_checkpoint()  # stopped early by the time budget
         final_eval = {}
         if self.val_records and not (config.eval_steps and self.step % config.eval_steps == 0):
             final_eval = self._evaluate_and_keep_best()
@@ -615,6 +622,13 @@ class HPLTrainer:
             "last_metrics": self.history[-1] if self.history else {},
             "final_eval": final_eval,
         }
+
+    def _out_of_time(self, started: float) -> bool:
+        """Whether the wall-clock budget is spent; every process takes the same decision."""
+        over = torch.tensor(float(time.monotonic() - started >= self.config.max_seconds))
+        if self.accelerator.num_processes > 1:
+            over = self.accelerator.reduce(over.to(self.accelerator.device), reduction="sum").cpu()
+        return bool(over > 0)
 
     def _evaluate_and_keep_best(self) -> dict[str, float]:
         """Validate, and keep the model with the best validation reward as ``best/``."""
