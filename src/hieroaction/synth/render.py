@@ -280,7 +280,8 @@ def write_video(
             stream.pix_fmt = "yuv420p"
             stream.codec_context.thread_count = 1
             if codec in ("libx264", "h264"):
-                stream.options = {"crf": str(config.crf), "preset": config.preset}
+                # threads=1 here as well: x264 reads its own thread settings from the options
+                stream.options = {"crf": str(config.crf), "preset": config.preset, "threads": "1"}
             else:
                 stream.bit_rate = config.bit_rate
             for index, array in enumerate(frames):
