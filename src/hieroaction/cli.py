@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "hieroaction.models.commands",
     "hieroaction.synth.commands",
     "hieroaction.sar.commands",
+    "hieroaction.train.commands",
     "hieroaction.inference.commands",
     "hieroaction.evaluation.commands",
 )

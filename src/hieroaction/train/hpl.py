@@ -48,22 +48,10 @@ from hieroaction.train.objective import (
     zero_spread_groups,
 )
 from hieroaction.train.data import DataConfig, ExampleSet, LoadedData, load_examples
+from hieroaction.train.sft import LoraSettings, looks_like_hub_id, resolve_model_path
 
 VISION_TOKENS = (VIDEO_TOKEN, IMAGE_TOKEN, VISION_START_TOKEN, VISION_END_TOKEN)
 VIDEO_FIELDS = ("pixel_values_videos", "video_grid_thw", "second_per_grid_ts")
-
-
-@dataclass
-class LoraSettings:
-    """LoRA through PEFT; ``enabled: false`` trains every parameter."""
-
-    enabled: bool = False
-    r: int = 16
-    alpha: int = 32
-    dropout: float = 0.05
-    target_modules: list[str] = field(
-        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
-    )
 
 
 @dataclass
@@ -150,8 +138,8 @@ def check_inputs(config: HPLConfig) -> tuple[LoadedData, HierarchicalReward]:
     """
     if not config.model:
         raise ConfigError("no model given; set model to an SFT checkpoint or a base model folder")
-    if not Path(config.model).is_dir():
-        raise ConfigError(f"{config.model}: no such model folder")
+    if not Path(config.model).is_dir() and not looks_like_hub_id(config.model):
+        raise ConfigError(f"{config.model}: no such model folder (and not a hub id like Qwen/Qwen2.5-VL-7B-Instruct)")
     reward = HierarchicalReward(config.rewards)
     if not config.data.records:
         raise ConfigError("config key 'data.records' is required (a unified-records JSONL file)")
@@ -221,7 +209,7 @@ class HPLTrainer:
         from hieroaction.models.tiny import load_model_and_processor
 
         config = self.config
-        model, self.processor = load_model_and_processor(config.model)
+        model, self.processor = load_model_and_processor(resolve_model_path(config.model))
         # the cached frames are already at the frame budget: the processor must not resize again
         self.processor.video = self.processor.video.for_frames(config.data.frames)
         self.family = self.processor.family
@@ -514,10 +502,18 @@ class HPLTrainer:
     # ----- saving -----------------------------------------------------------------------------
 
     def save_model(self, folder: Path) -> None:
-        """Weights and processor, loadable with from_pretrained (LoRA merged into the base)."""
+        """Weights and processor, loadable with from_pretrained.
+
+        With LoRA, the adapter is kept in ``folder/adapter`` and, with ``lora.merge`` (the
+        default), the merged model goes in ``folder`` (as the SFT trainer does).
+        """
         folder = Path(folder)
         model = self.policy
         if self.config.lora.enabled:
+            model.save_pretrained(folder / "adapter" if self.config.lora.merge else folder)
+            if not self.config.lora.merge:
+                self.processor.save_pretrained(folder)
+                return
             model = copy.deepcopy(model).merge_and_unload()
         model.save_pretrained(folder)
         self.processor.save_pretrained(folder)

@@ -1,0 +1,764 @@
+"""Supervised cold start (SFT) on SAR targets: ``hieroaction train sft`` and :func:`train_sft`.
+
+The run is a transformers :class:`~transformers.Trainer` (accelerate underneath, so DDP, FSDP
+and DeepSpeed come from an accelerate config) fed by :mod:`hieroaction.train.data`: examples
+read from the frame cache, encoded with the loss on the assistant answer only, batched by
+:class:`~hieroaction.train.data.SupervisedCollator` (``remove_unused_columns=False``). TRL's
+``SFTTrainer`` was not used: its dataset preparation re-tokenises conversations itself, while
+here the video tokens, ``mm_token_type_ids`` and label mask come from our own processor.
+
+Before any model is loaded, :func:`prepare_sft` checks the whole configuration (keys and types
+come checked by :func:`hieroaction.config.load_config`), the model path, that the frame
+settings fit the model family, the output folder and resume point, and every record (see
+:func:`~hieroaction.train.data.load_examples`); each problem is one sentence.
+
+Outputs in ``output_dir``:
+
+- ``checkpoint-N/`` every ``save_steps`` (model or adapter, processor, optimizer, scheduler,
+  RNG states, trainer state): a crash loses at most the steps since the last one; ``resume:
+  auto`` continues from the last complete checkpoint at the same step with the same data order;
+- the final model with its processor (loads with ``from_pretrained`` /
+  :func:`~hieroaction.models.load_model_and_processor`); with LoRA, the merged model there and
+  the adapter in ``adapter/`` (or, with ``lora.merge: false``, the adapter itself);
+- ``sft_config.yaml`` (the settings), ``data_order.jsonl`` (record ids of every micro-batch of
+  process 0, by step), ``skipped_records.jsonl`` (with ``data.bad_records: skip``),
+  ``runs/`` (TensorBoard), ``trainer_state.json`` and ``train_results.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import re
+import shutil
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from hieroaction.config import config_to_dict, load_config, save_config
+from hieroaction.errors import ConfigError
+from hieroaction.models.families import ModelFamily, family_of_config
+from hieroaction.models.video_inputs import VideoSettings
+from hieroaction.train.data import (
+    DataConfig,
+    LoadedData,
+    SupervisedCollator,
+    SupervisedDataset,
+    load_examples,
+    write_skip_list,
+)
+
+logger = logging.getLogger("hieroaction.train")
+
+Precision = Literal["auto", "bf16", "fp16", "fp32"]
+
+CONFIG_FILE = "sft_config.yaml"
+DATA_ORDER_FILE = "data_order.jsonl"
+SKIP_LIST_FILE = "skipped_records.jsonl"
+ADAPTER_DIR = "adapter"
+CHECKPOINT_PREFIX = "checkpoint-"  # transformers' PREFIX_CHECKPOINT_DIR
+TRAINER_STATE_FILE = "trainer_state.json"  # written last into a checkpoint: its presence marks it complete
+
+# A Hugging Face hub id: "owner/name".
+_HUB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*")
+
+# Settings that may change when a run is resumed; any other change would alter the model, the
+# data or its order, so resuming refuses it.
+RESUMABLE_CHANGES = frozenset({
+    "output_dir", "resume", "max_steps", "num_epochs", "save_steps", "save_total_limit",
+    "logging_steps", "eval_steps", "eval_batch_size", "report_to", "dataloader_num_workers",
+    "log_data_order", "attn_implementation", "gradient_checkpointing", "lora.merge", "data.decode_workers",
+    "data.cache_dir", "data.video_root", "data.max_eval_samples", "data.eval_split",
+})
+
+
+@dataclass
+class LoraSettings:
+    """LoRA (PEFT) instead of full fine-tuning.
+
+    ``target_modules`` are module names (the last part of a module's path); modules of frozen
+    parts (see :class:`TrainableParts`) are never adapted. With ``merge`` the final model in
+    ``output_dir`` has the adapter merged in and the adapter is kept in ``output_dir/adapter``;
+    without it ``output_dir`` holds the adapter only.
+    """
+
+    enabled: bool = False
+    r: int = 16
+    alpha: int = 32
+    dropout: float = 0.05
+    target_modules: list[str] = field(
+        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+    )
+    merge: bool = True
+
+    def __post_init__(self) -> None:
+        if self.r < 1 or self.alpha <= 0:
+            raise ConfigError(f"lora.r and lora.alpha must be positive, got {self.r} and {self.alpha}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"lora.dropout must be in [0, 1), got {self.dropout}")
+        if self.enabled and not self.target_modules:
+            raise ConfigError("lora.target_modules must name at least one module")
+
+
+@dataclass
+class TrainableParts:
+    """Which parts of the VLM learn (full fine-tuning: requires_grad; LoRA: adapted or not).
+
+    The language model always learns. Parameter names are matched with ``re.search``; the
+    defaults fit the Qwen VL families (``model.visual.*``; the projector is
+    ``visual.merger`` plus Qwen3-VL's ``visual.deepstack_merger_list``).
+    """
+
+    vision: bool = False  # the vision tower (ViT blocks, patch embedding)
+    merger: bool = True  # the vision-to-language projector
+    vision_pattern: str = r"(^|\.)visual\."
+    merger_pattern: str = r"(^|\.)visual\.(merger|deepstack_merger_list)(\.|$)"
+
+    def __post_init__(self) -> None:
+        for name in ("vision_pattern", "merger_pattern"):
+            try:
+                re.compile(getattr(self, name))
+            except re.error as exc:
+                raise ConfigError(f"trainable.{name} is not a valid regular expression ({exc})") from None
+
+
+@dataclass
+class SFTConfig:
+    """Every setting of an SFT run (``configs/sft/*.yaml``)."""
+
+    model: str = ""  # checkpoint folder or hub id (required)
+    output_dir: str = ""  # required
+    data: DataConfig = field(default_factory=DataConfig)
+    lora: LoraSettings = field(default_factory=LoraSettings)
+    trainable: TrainableParts = field(default_factory=TrainableParts)
+    learning_rate: float = 1e-5
+    lr_scheduler: str = "cosine"
+    warmup: float = 0.03  # below 1: a fraction of the steps; from 1: a number of steps
+    weight_decay: float = 0.0
+    max_grad_norm: float = 1.0
+    num_epochs: float = 1.0
+    max_steps: int | None = None  # overrides num_epochs when set
+    batch_size: int = 1  # per device
+    eval_batch_size: int = 1  # per device
+    gradient_accumulation_steps: int = 1
+    precision: Precision = "auto"  # auto: bf16 where the GPU has it, else fp32
+    gradient_checkpointing: bool = False
+    attn_implementation: str | None = None  # e.g. sdpa, flash_attention_2; None: the model's default
+    save_steps: int = 200
+    save_total_limit: int | None = 3
+    logging_steps: int = 10
+    eval_steps: int | None = None  # None: evaluate only if data.eval_split is set, every save_steps
+    seed: int = 0
+    resume: str | None = None  # None: a fresh run; "auto": the last complete checkpoint; or a checkpoint folder
+    report_to: list[str] = field(default_factory=lambda: ["tensorboard"])
+    dataloader_num_workers: int = 0
+    log_data_order: bool = True
+
+    def __post_init__(self) -> None:
+        positive = {
+            "learning_rate": self.learning_rate, "num_epochs": self.num_epochs,
+            "batch_size": self.batch_size, "eval_batch_size": self.eval_batch_size,
+            "gradient_accumulation_steps": self.gradient_accumulation_steps,
+            "save_steps": self.save_steps, "logging_steps": self.logging_steps,
+        }
+        for name, value in positive.items():
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+                raise ConfigError(f"config key {name!r} must be positive, got {value!r}")
+        for name in ("max_steps", "eval_steps", "save_total_limit"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ConfigError(f"config key {name!r} must be at least 1 (or null), got {value}")
+        for name in ("warmup", "weight_decay", "max_grad_norm"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= 0):
+                raise ConfigError(f"config key {name!r} must be a non-negative number, got {value}")
+        if self.dataloader_num_workers < 0:
+            raise ConfigError(f"config key 'dataloader_num_workers' must be >= 0, got {self.dataloader_num_workers}")
+        from transformers.trainer_utils import SchedulerType
+
+        choices = [s.value for s in SchedulerType]
+        if self.lr_scheduler not in choices:
+            raise ConfigError(f"config key 'lr_scheduler' must be one of {choices}, got {self.lr_scheduler!r}")
+        if self.precision not in ("auto", "bf16", "fp16", "fp32"):
+            raise ConfigError(f"config key 'precision' must be auto, bf16, fp16 or fp32, got {self.precision!r}")
+
+
+@dataclass
+class SFTPlan:
+    """What :func:`prepare_sft` found: everything checked, nothing loaded into a model yet."""
+
+    config: SFTConfig
+    model_path: Path
+    family: ModelFamily
+    output_dir: Path
+    resume_from: Path | None
+    precision: Literal["bf16", "fp16", "fp32"]
+    data: LoadedData | None = None
+
+
+@dataclass
+class SFTResult:
+    """What :func:`train_sft` did."""
+
+    output_dir: Path  # loads with from_pretrained together with its processor
+    adapter_dir: Path | None  # the LoRA adapter (None for full fine-tuning)
+    global_step: int
+    train_loss: float | None
+    resumed_from: Path | None
+    checkpoints: list[Path]
+    log_history: list[dict[str, Any]]
+    train_examples: int
+    eval_examples: int
+    skipped: int
+
+
+# ---------------------------------------------------------------------------------------------
+# Configuration
+# ---------------------------------------------------------------------------------------------
+
+
+def load_sft_config(path: str | Path | None, overrides: Sequence[str] | None = None) -> SFTConfig:
+    """Read an SFT recipe (YAML, with its ``base`` files) and apply ``--key value`` overrides;
+    every key and type is checked (:func:`hieroaction.config.load_config`)."""
+    return load_config(SFTConfig, path, list(overrides or []))
+
+
+def looks_like_hub_id(model: str) -> bool:
+    """True for an ``owner/name`` string that is not a local path."""
+    return bool(_HUB_ID.fullmatch(model)) and not Path(model).expanduser().exists()
+
+
+def resolve_model_path(model: str) -> Path:
+    """A local checkpoint folder for ``model``: the folder itself, or a hub id's download.
+
+    Raises :class:`ConfigError` for a path that does not exist and is not a hub id, a folder
+    without ``config.json``, or a hub id that cannot be fetched.
+    """
+    if not model:
+        raise ConfigError("config key 'model' is required (a checkpoint folder or a hub id such as Qwen/Qwen2.5-VL-7B-Instruct)")
+    path = Path(model).expanduser()
+    if path.exists():
+        if not path.is_dir():
+            raise ConfigError(f"model {model}: is a file; expected a checkpoint folder or a hub id")
+        if not (path / "config.json").is_file():
+            raise ConfigError(f"model {model}: the folder holds no config.json, so it is not a model checkpoint")
+        return path
+    if _HUB_ID.fullmatch(model) is None:
+        raise ConfigError(
+            f"model path {model} does not exist (expected a checkpoint folder or a hub id such as "
+            "Qwen/Qwen2.5-VL-7B-Instruct)"
+        )
+    try:
+        from huggingface_hub import snapshot_download
+
+        return Path(snapshot_download(model))
+    except Exception as exc:  # noqa: BLE001 - network, auth and missing repos all mean the same here
+        raise ConfigError(
+            f"model {model}: no such local folder, and the hub id could not be fetched "
+            f"({exc.__class__.__name__})"
+        ) from None
+
+
+def model_family(model_path: Path) -> ModelFamily:
+    """The family of a checkpoint folder, from its config (no weights loaded)."""
+    from transformers import AutoConfig
+
+    try:
+        config = AutoConfig.from_pretrained(model_path)
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{model_path}: cannot read the model config ({exc.__class__.__name__})") from None
+    return family_of_config(config)
+
+
+def complete_checkpoints(output_dir: str | Path) -> list[Path]:
+    """Checkpoint folders whose save finished (trainer state written), by step."""
+    out = []
+    for folder in Path(output_dir).glob(f"{CHECKPOINT_PREFIX}*"):
+        step = _checkpoint_step(folder)
+        if step is not None and _is_complete(folder, step):
+            out.append((step, folder))
+    return [folder for _, folder in sorted(out)]
+
+
+def _checkpoint_step(folder: Path) -> int | None:
+    suffix = folder.name[len(CHECKPOINT_PREFIX):]
+    return int(suffix) if folder.is_dir() and suffix.isdigit() else None
+
+
+def _is_complete(folder: Path, step: int) -> bool:
+    try:
+        state = json.loads((folder / TRAINER_STATE_FILE).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return False
+    return isinstance(state, dict) and state.get("global_step") == step
+
+
+def _flatten(data: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(data, dict):
+        out: dict[str, Any] = {}
+        for key, value in data.items():
+            out.update(_flatten(value, f"{prefix}{key}."))
+        return out
+    return {prefix[:-1]: data}
+
+
+def _check_resume_matches(config: SFTConfig, saved_file: Path) -> None:
+    try:
+        saved = yaml.safe_load(saved_file.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        return  # nothing reliable to compare with
+    if not isinstance(saved, dict):
+        return
+    now = _flatten(json.loads(json.dumps(config_to_dict(config))))
+    before = _flatten(saved)
+    for key in sorted(set(now) | set(before)):
+        if key in RESUMABLE_CHANGES or key.startswith("data.frames.decoder"):
+            continue
+        if now.get(key) != before.get(key):
+            raise ConfigError(
+                f"cannot resume: {key} was {before.get(key)!r} in the run being resumed "
+                f"({saved_file}) and is {now.get(key)!r} now; that would change the model or the "
+                "data order, so start a new output_dir instead"
+            )
+
+
+def _resume_point(config: SFTConfig, output_dir: Path) -> Path | None:
+    resume = config.resume
+    if resume is None:
+        leftovers = [p for p in output_dir.iterdir()] if output_dir.is_dir() else []
+        if any(p.name.startswith(CHECKPOINT_PREFIX) or p.name in ("config.json", "adapter_config.json") for p in leftovers):
+            raise ConfigError(
+                f"output_dir {output_dir} holds an earlier run; set resume: auto to continue it "
+                "or choose another output_dir"
+            )
+        return None
+    if resume == "auto":
+        found = complete_checkpoints(output_dir) if output_dir.is_dir() else []
+        return found[-1] if found else None
+    folder = Path(resume).expanduser()
+    step = _checkpoint_step(folder) if folder.exists() else None
+    if step is None or not _is_complete(folder, step):
+        raise ConfigError(
+            f"resume {resume}: not a complete checkpoint folder (expected checkpoint-N with "
+            f"{TRAINER_STATE_FILE}), or 'auto'"
+        )
+    return folder
+
+
+def resolve_precision(precision: Precision) -> Literal["bf16", "fp16", "fp32"]:
+    """``auto``: bf16 on a GPU that supports it, else fp32."""
+    import torch
+
+    if precision != "auto":
+        if precision == "fp16" and not torch.cuda.is_available():
+            raise ConfigError("precision fp16 needs a CUDA GPU; use bf16, fp32 or auto")
+        return precision
+    if torch.cuda.is_available() and torch.cuda.is_bf16_supported():
+        return "bf16"
+    return "fp32"
+
+
+def check_sft_config(config: SFTConfig) -> SFTPlan:
+    """Every check that needs neither the records nor the model weights: required keys, the
+    model path and family, frame settings against the family, reporting, output folder and
+    resume point. Raises :class:`ConfigError` with one sentence."""
+    if not config.output_dir:
+        raise ConfigError("config key 'output_dir' is required")
+    if not config.data.records:
+        raise ConfigError("config key 'data.records' is required (a unified-records JSONL file)")
+    model_path = resolve_model_path(config.model)
+    family = model_family(model_path)
+    VideoSettings.for_family(family).for_frames(config.data.frames)
+    if "tensorboard" in config.report_to:
+        from transformers.integrations import is_tensorboard_available
+
+        if not is_tensorboard_available():
+            raise ConfigError("report_to names tensorboard, but the tensorboard package is not installed")
+    output_dir = Path(config.output_dir).expanduser()
+    if output_dir.exists() and not output_dir.is_dir():
+        raise ConfigError(f"output_dir {output_dir} exists and is not a folder")
+    resume_from = _resume_point(config, output_dir)
+    if resume_from is not None and (output_dir / CONFIG_FILE).is_file():
+        _check_resume_matches(config, output_dir / CONFIG_FILE)
+    return SFTPlan(
+        config=config, model_path=model_path, family=family, output_dir=output_dir,
+        resume_from=resume_from, precision=resolve_precision(config.precision),
+    )
+
+
+def prepare_sft(config: SFTConfig, progress: bool = True) -> SFTPlan:
+    """:func:`check_sft_config` then :func:`~hieroaction.train.data.load_examples` (records
+    checked, clips cached): everything :func:`train_sft` does before loading the model."""
+    plan = check_sft_config(config)
+    plan.data = load_examples(config.data, targets=True, progress=progress)
+    return plan
+
+
+# ---------------------------------------------------------------------------------------------
+# Model
+# ---------------------------------------------------------------------------------------------
+
+
+def _dtype(precision: str) -> Any:
+    import torch
+
+    # fp16 mixed precision keeps fp32 master weights (the grad scaler refuses fp16 parameters).
+    return torch.bfloat16 if precision == "bf16" else torch.float32
+
+
+def _matching(names: Sequence[str], pattern: str) -> list[str]:
+    regex = re.compile(pattern)
+    return [n for n in names if regex.search(n)]
+
+
+def _root_modules(model: Any, pattern: str) -> list[str]:
+    """Names of the outermost modules whose name matches ``pattern``."""
+    regex = re.compile(pattern)
+    names = [n for n, _ in model.named_modules() if n and regex.search(n + ".")]
+    return [n for n in names if not any(n.startswith(p + ".") for p in names if p != n)]
+
+
+def set_trainable(model: Any, parts: TrainableParts) -> dict[str, int]:
+    """Full fine-tuning: freeze the parts ``parts`` keeps frozen. Returns parameter counts
+    (``trainable``, ``total``); raises :class:`ConfigError` when the vision pattern matches no
+    parameter (it does not fit this model)."""
+    names = [n for n, _ in model.named_parameters()]
+    vision = set(_matching(names, parts.vision_pattern))
+    merger = set(_matching(names, parts.merger_pattern))
+    if not vision:
+        raise ConfigError(
+            f"trainable.vision_pattern {parts.vision_pattern!r} matches no parameter of the model"
+        )
+    for name, param in model.named_parameters():
+        if name in merger:
+            param.requires_grad_(parts.merger)
+        elif name in vision:
+            param.requires_grad_(parts.vision)
+        else:
+            param.requires_grad_(True)
+    return _counts(model)
+
+
+def _counts(model: Any) -> dict[str, int]:
+    total = sum(p.numel() for p in model.parameters())
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return {"trainable": trainable, "total": total}
+
+
+def apply_lora(model: Any, lora: LoraSettings, parts: TrainableParts, seed: int) -> Any:
+    """Wrap ``model`` with LoRA adapters on ``lora.target_modules``, leaving frozen parts out
+    (the projector, when trainable, is trained in full via ``modules_to_save``)."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import set_seed
+
+    module_names = [n for n, _ in model.named_modules() if n]
+    merger_roots = _root_modules(model, parts.merger_pattern)
+    merger_all = {n for n in module_names if any(n == r or n.startswith(r + ".") for r in merger_roots)}
+    excluded = set(merger_all)
+    if not parts.vision:
+        excluded.update(_matching(module_names, parts.vision_pattern))
+    peft_config = LoraConfig(
+        r=lora.r,
+        lora_alpha=lora.alpha,
+        lora_dropout=lora.dropout,
+        target_modules=list(lora.target_modules),
+        exclude_modules=sorted(excluded) or None,
+        modules_to_save=merger_roots if parts.merger and merger_roots else None,
+        task_type="CAUSAL_LM",
+    )
+    set_seed(seed)  # the adapters' initialisation
+    try:
+        return get_peft_model(model, peft_config)
+    except ValueError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
+        raise ConfigError(f"lora.target_modules {list(lora.target_modules)} do not fit the model ({first})") from None
+
+
+def load_for_training(plan: SFTPlan) -> tuple[Any, Any]:
+    """Load the model and processor of ``plan`` and make the configured parts trainable."""
+    from hieroaction.models.tiny import load_model_and_processor
+
+    config = plan.config
+    model, processor = load_model_and_processor(plan.model_path, dtype=_dtype(plan.precision))
+    if config.attn_implementation:
+        try:
+            model.set_attn_implementation(config.attn_implementation)
+        except (ValueError, ImportError) as exc:
+            raise ConfigError(f"attn_implementation {config.attn_implementation!r} cannot be used here ({exc})") from None
+    # Frames come from the cache already on the family's grid and budget: the processor must
+    # not resize them again, and the saved processor must describe the same budget.
+    processor.video = processor.video.for_frames(config.data.frames)
+    if config.lora.enabled:
+        for param in model.parameters():
+            param.requires_grad_(False)
+        model = apply_lora(model, config.lora, config.trainable, config.seed)
+    else:
+        set_trainable(model, config.trainable)
+    counts = _counts(model)
+    logger.info(
+        "model %s (%s): %d of %d parameters trainable (%s)", plan.model_path, plan.family.name,
+        counts["trainable"], counts["total"], "LoRA" if config.lora.enabled else "full fine-tuning",
+    )
+    return model, processor
+
+
+# ---------------------------------------------------------------------------------------------
+# Trainer
+# ---------------------------------------------------------------------------------------------
+
+
+def _trainer_class() -> type:
+    from transformers import Trainer
+
+    class VideoSFTTrainer(Trainer):
+        """transformers' Trainer that takes the ``example_index`` out of each batch and, on
+        process 0, appends ``{"step", "ids"}`` per training micro-batch to a JSONL file."""
+
+        def __init__(self, *args: Any, record_ids: Sequence[str] = (), data_order_file: Path | None = None,
+                     **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.record_ids = list(record_ids)
+            self.data_order_file = data_order_file
+
+        def compute_loss(self, model: Any, inputs: dict[str, Any], return_outputs: bool = False,
+                         num_items_in_batch: Any = None) -> Any:
+            index = inputs.pop("example_index", None)
+            if index is not None and model.training and self.data_order_file is not None and self.is_world_process_zero():
+                entry = {"step": self.state.global_step + 1, "ids": [self.record_ids[int(i)] for i in index.tolist()]}
+                with self.data_order_file.open("a", encoding="utf-8") as fh:
+                    fh.write(json.dumps(entry) + "\n")
+            return super().compute_loss(model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch)
+
+        def _load_from_checkpoint(self, resume_from_checkpoint: str, model: Any = None) -> None:
+            # transformers 5.24's Trainer loads a checkpoint's state dict as saved, without the
+            # key renaming from_pretrained applies: the Qwen VL classes save "model.layers.*" and
+            # "visual.*" but hold "model.language_model.*" and "model.visual.*", so every weight
+            # is silently left as it was. Full models are reloaded through from_pretrained
+            # instead (adapters, DeepSpeed and FSDP checkpoints take transformers' own path).
+            from transformers import PreTrainedModel
+
+            target = self.model if model is None else model
+            folder = Path(resume_from_checkpoint)
+            if isinstance(target, PreTrainedModel) and (folder / "config.json").is_file() and not self.is_fsdp_enabled:
+                dtype = next(target.parameters()).dtype
+                saved = type(target).from_pretrained(folder, dtype=dtype)
+                target.load_state_dict(saved.state_dict(), strict=True)
+                logger.info("model weights restored from %s", folder)
+                return
+            super()._load_from_checkpoint(resume_from_checkpoint, model)
+
+    return VideoSFTTrainer
+
+
+def training_arguments(plan: SFTPlan) -> Any:
+    """transformers ``TrainingArguments`` of the plan (built before the model is loaded, as
+    DeepSpeed ZeRO-3 requires)."""
+    import torch
+    from transformers import TrainingArguments
+
+    config = plan.config
+    evaluate = config.data.eval_split is not None
+    report = [r for r in config.report_to if r != "none"]
+    try:
+        return TrainingArguments(
+            output_dir=str(plan.output_dir),
+            per_device_train_batch_size=config.batch_size,
+            per_device_eval_batch_size=config.eval_batch_size,
+            gradient_accumulation_steps=config.gradient_accumulation_steps,
+            learning_rate=config.learning_rate,
+            lr_scheduler_type=config.lr_scheduler,
+            warmup_steps=config.warmup,
+            weight_decay=config.weight_decay,
+            max_grad_norm=config.max_grad_norm,
+            num_train_epochs=config.num_epochs,
+            max_steps=config.max_steps if config.max_steps is not None else -1,
+            bf16=plan.precision == "bf16",
+            fp16=plan.precision == "fp16",
+            activation_checkpointing=config.gradient_checkpointing,
+            # Non-reentrant checkpointing also works when the inputs need no gradient (LoRA, a
+            # frozen vision tower).
+            activation_checkpointing_kwargs={"use_reentrant": False} if config.gradient_checkpointing else None,
+            logging_steps=config.logging_steps,
+            logging_first_step=True,
+            save_strategy="steps",
+            save_steps=config.save_steps,
+            save_total_limit=config.save_total_limit,
+            eval_strategy="steps" if evaluate else "no",
+            eval_steps=(config.eval_steps or config.save_steps) if evaluate else None,
+            prediction_loss_only=True,
+            seed=config.seed,
+            data_seed=config.seed,
+            remove_unused_columns=False,
+            label_names=["labels"],
+            report_to=report or "none",
+            dataloader_num_workers=config.dataloader_num_workers,
+            dataloader_pin_memory=torch.cuda.is_available(),
+            disable_tqdm=False,
+        )
+    except ValueError as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise ConfigError(f"transformers rejects the training settings: {first}") from None
+
+
+def _truncate_data_order(path: Path, last_step: int) -> None:
+    """Drop entries of steps after ``last_step`` (they belonged to steps a crash lost)."""
+    if not path.is_file():
+        return
+    kept = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            if json.loads(line)["step"] <= last_step:
+                kept.append(line + "\n")
+        except (json.JSONDecodeError, KeyError, TypeError):
+            continue
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("".join(kept), encoding="utf-8")
+    tmp.replace(path)
+
+
+def _remove_incomplete_checkpoints(output_dir: Path) -> None:
+    complete = set(complete_checkpoints(output_dir))
+    for folder in output_dir.glob(f"{CHECKPOINT_PREFIX}*"):
+        if _checkpoint_step(folder) is not None and folder not in complete:
+            # A save cut short by a crash: resuming must not mistake it for a checkpoint.
+            logger.warning("removing incomplete checkpoint %s (its save never finished)", folder)
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def read_data_order(output_dir: str | Path) -> dict[int, list[str]]:
+    """Record ids of every optimizer step of a run (process 0), from ``data_order.jsonl``."""
+    out: dict[int, list[str]] = {}
+    path = Path(output_dir) / DATA_ORDER_FILE
+    for line in path.read_text(encoding="utf-8").splitlines():
+        entry = json.loads(line)
+        out.setdefault(int(entry["step"]), []).extend(entry["ids"])
+    return out
+
+
+def _merge_adapter(plan: SFTPlan, adapter_dir: Path, processor: Any) -> None:
+    """Load the base model again, apply the saved adapter, merge it and save a plain model.
+
+    Done from the saved adapter rather than the training model so it also works after DeepSpeed
+    ZeRO-3 or FSDP, where no single process holds the whole model.
+    """
+    from peft import PeftModel
+
+    from hieroaction.models.tiny import load_model_and_processor
+
+    base, _ = load_model_and_processor(plan.model_path, dtype=_dtype(plan.precision))
+    merged = PeftModel.from_pretrained(base, str(adapter_dir)).merge_and_unload()
+    merged.save_pretrained(plan.output_dir)
+    processor.save_pretrained(plan.output_dir)
+
+
+def train_sft(
+    config: SFTConfig,
+    *,
+    callbacks: Sequence[Any] = (),
+    progress: bool = True,
+) -> SFTResult:
+    """Run SFT as configured; the Python entry point of ``hieroaction train sft``.
+
+    Args:
+        config: the run's settings.
+        callbacks: extra transformers ``TrainerCallback`` objects.
+        progress: progress bars (frame cache and training).
+
+    Returns:
+        Where the model went, the step reached, the training loss and the log history.
+
+    Raises:
+        ConfigError / DataError: any problem with the settings, model path or records, in one
+            sentence, before the model is loaded.
+    """
+    plan = check_sft_config(config)
+    args = training_arguments(plan)
+    if not progress:
+        args.disable_tqdm = True
+    with args.main_process_first(desc="frame cache"):
+        plan.data = load_examples(config.data, targets=True, progress=progress)
+    data = plan.data
+    train_set = data[config.data.train_split]
+    eval_set = data[config.data.eval_split] if config.data.eval_split else None
+    out = plan.output_dir
+    if args.should_save:
+        out.mkdir(parents=True, exist_ok=True)
+        if plan.resume_from is not None:
+            _remove_incomplete_checkpoints(out)
+            _truncate_data_order(out / DATA_ORDER_FILE, _checkpoint_step(plan.resume_from) or 0)
+        elif (out / DATA_ORDER_FILE).is_file():
+            (out / DATA_ORDER_FILE).unlink()  # from a run that crashed before its first checkpoint
+        save_config(config, out / CONFIG_FILE)
+        if data.skipped:
+            write_skip_list(data.skipped, out / SKIP_LIST_FILE)
+            logger.warning("%d record(s) skipped; the list is in %s", len(data.skipped), out / SKIP_LIST_FILE)
+    logger.info(
+        "SFT: %d train examples%s; %s", len(train_set),
+        f", {len(eval_set)} eval examples" if eval_set is not None else "",
+        f"resuming from {plan.resume_from}" if plan.resume_from else "fresh run",
+    )
+
+    model, processor = load_for_training(plan)
+    pad_id = processor.tokenizer.convert_tokens_to_ids(plan.family.pad_token)
+    trainer = _trainer_class()(
+        model=model,
+        args=args,
+        train_dataset=SupervisedDataset(train_set, processor),
+        eval_dataset=SupervisedDataset(eval_set, processor) if eval_set is not None else None,
+        data_collator=SupervisedCollator(pad_id),
+        processing_class=processor,
+        callbacks=list(callbacks),
+        record_ids=train_set.ids,
+        data_order_file=out / DATA_ORDER_FILE if config.log_data_order else None,
+    )
+    result = trainer.train(resume_from_checkpoint=str(plan.resume_from) if plan.resume_from else None)
+
+    adapter_dir: Path | None = None
+    if config.lora.enabled and config.lora.merge:
+        adapter_dir = out / ADAPTER_DIR
+        trainer.save_model(str(adapter_dir))
+        if trainer.is_world_process_zero():
+            _merge_adapter(plan, adapter_dir, processor)
+    else:
+        trainer.save_model(str(out))
+        adapter_dir = out if config.lora.enabled else None
+    if trainer.is_world_process_zero():
+        trainer.save_state()
+        trainer.save_metrics("train", result.metrics)
+    logger.info("SFT finished at step %d; model saved in %s", trainer.state.global_step, out)
+    return SFTResult(
+        output_dir=out,
+        adapter_dir=adapter_dir,
+        global_step=trainer.state.global_step,
+        train_loss=result.metrics.get("train_loss"),
+        resumed_from=plan.resume_from,
+        checkpoints=complete_checkpoints(out),
+        log_history=list(trainer.state.log_history),
+        train_examples=len(train_set),
+        eval_examples=len(eval_set) if eval_set is not None else 0,
+        skipped=len(data.skipped),
+    )
+
+
+__all__ = [
+    "LoraSettings",
+    "SFTConfig",
+    "SFTPlan",
+    "SFTResult",
+    "TrainableParts",
+    "apply_lora",
+    "check_sft_config",
+    "complete_checkpoints",
+    "load_for_training",
+    "load_sft_config",
+    "prepare_sft",
+    "read_data_order",
+    "resolve_model_path",
+    "set_trainable",
+    "train_sft",
+    "training_arguments",
+]

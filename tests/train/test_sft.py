@@ -1,0 +1,250 @@
+"""SFT on the tiny models and the synthetic benchmark: learning, checkpoints, resume, bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from hieroaction import cli
+from hieroaction.config import config_from_dict, save_config
+from hieroaction.errors import ConfigError
+from hieroaction.models import load_model_and_processor
+from hieroaction.train.data import SupervisedCollator, SupervisedDataset, load_examples
+from hieroaction.train.sft import (
+    SFTConfig,
+    check_sft_config,
+    complete_checkpoints,
+    read_data_order,
+    train_sft,
+)
+
+
+def _losses(result) -> dict[int, float]:
+    return {h["step"]: h["loss"] for h in result.log_history if "loss" in h}
+
+
+def _weights(folder: Path) -> dict[str, torch.Tensor]:
+    return load_file(str(folder / "model.safetensors"))
+
+
+def test_loss_falls_and_the_output_reloads(sft_settings, tiny_models):
+    settings = sft_settings(max_steps=8, save_steps=4, batch_size=2, report_to=["tensorboard"])
+    result = train_sft(config_from_dict(SFTConfig, settings), progress=False)
+    losses = _losses(result)
+    assert result.global_step == 8 and len(losses) == 8
+    assert losses[8] < losses[1] - 0.5, losses
+
+    out = result.output_dir
+    assert [p.name for p in result.checkpoints] == ["checkpoint-4", "checkpoint-8"]
+    model, processor = load_model_and_processor(out)
+    assert processor.video.max_pixels == settings["data"]["frames"]["max_pixels"]
+    assert processor.family.name == "qwen2_5_vl"
+    # The last checkpoint holds the same weights and loads the same way.
+    last, _ = load_model_and_processor(out / "checkpoint-8")
+    for (name, value), (_, other) in zip(model.state_dict().items(), last.state_dict().items()):
+        assert torch.equal(value, other), name
+    load_model_and_processor(out / "checkpoint-4")
+
+    # Default trainable parts: the vision tower stays frozen, the projector and language model learn.
+    before, after = _weights(tiny_models["qwen2_5_vl"]), _weights(out)
+    vision = [n for n in before if "visual.blocks." in n]
+    merger = [n for n in before if "visual.merger." in n]
+    language = [n for n in before if "model.layers." in n]
+    assert vision and all(torch.equal(before[n], after[n]) for n in vision)
+    assert any(not torch.equal(before[n], after[n]) for n in merger)
+    assert any(not torch.equal(before[n], after[n]) for n in language)
+
+    assert list((out / "runs").rglob("events.out.tfevents.*")), "no TensorBoard log"
+    order = read_data_order(out)
+    assert sorted(order) == list(range(1, 9)) and all(len(ids) == 2 for ids in order.values())
+
+
+class _Crash(Exception):
+    pass
+
+
+def _crash_at(step: int):
+    from transformers import TrainerCallback
+
+    class Crash(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step == step:
+                raise _Crash(f"simulated crash after step {step}")
+
+    return Crash()
+
+
+@pytest.mark.parametrize("method", ["full", "lora"])
+def test_resume_continues_at_the_step_with_the_same_data_order(method, sft_settings, tmp_path):
+    # 3 examples, micro-batches of 1, 2 per step: step 3 starts in the middle of epoch 2, so
+    # resuming must skip exactly the batches already seen. The restored weights must be the
+    # checkpoint's (transformers 5.24's own reload leaves full models untouched).
+    common = dict(max_steps=5, save_steps=2, gradient_accumulation_steps=2, data={"max_train_samples": 3})
+    if method == "lora":
+        common.update(lora={"enabled": True, "r": 4}, learning_rate=1e-2)
+    reference = train_sft(
+        config_from_dict(SFTConfig, sft_settings(output_dir=str(tmp_path / "ref"), **common)), progress=False
+    )
+    crashed_dir = tmp_path / "crashed"
+    config = config_from_dict(SFTConfig, sft_settings(output_dir=str(crashed_dir), **common))
+    with pytest.raises(_Crash):
+        train_sft(config, callbacks=[_crash_at(3)], progress=False)
+    assert [p.name for p in complete_checkpoints(crashed_dir)] == ["checkpoint-2"]
+
+    # A fresh run into the same folder is refused; resume: auto continues from step 2.
+    with pytest.raises(ConfigError, match="resume: auto"):
+        check_sft_config(config)
+    resumed = train_sft(
+        config_from_dict(SFTConfig, sft_settings(output_dir=str(crashed_dir), resume="auto", **common)),
+        progress=False,
+    )
+    assert resumed.resumed_from == crashed_dir / "checkpoint-2"
+    assert resumed.global_step == 5
+    # Every step ran once (the crashed step 3 is logged again, not twice), on the same records.
+    assert read_data_order(crashed_dir) == read_data_order(reference.output_dir)
+    ref_losses = _losses(reference)
+    assert sorted(_losses(resumed)) == sorted(ref_losses) == [1, 2, 3, 4, 5]
+    for step, loss in _losses(resumed).items():
+        assert loss == pytest.approx(ref_losses[step], rel=1e-4), step
+    for name, value in _weights(reference.output_dir).items():
+        torch.testing.assert_close(_weights(crashed_dir)[name], value, rtol=1e-4, atol=1e-5)
+    assert _losses(reference)[5] < _losses(reference)[1]
+
+
+@pytest.mark.parametrize("family", ["qwen2_5_vl", "qwen3_vl"])
+def test_the_video_reaches_the_model(family, sft_settings, tiny_models):
+    settings = sft_settings(family)
+    config = config_from_dict(SFTConfig, settings)
+    examples = load_examples(config.data, progress=False)["train"]
+    model, processor = load_model_and_processor(tiny_models[family])
+    processor.video = processor.video.for_frames(config.data.frames)
+    dataset = SupervisedDataset(examples, processor)
+    collate = SupervisedCollator(pad_token_id=0)
+    batch = collate([dataset[0]])
+    batch.pop("example_index")
+    other = examples[1].clip.frames
+    assert other.shape == examples[0].clip.frames.shape and not (other == examples[0].clip.frames).all()
+    swapped = dict(batch)
+    swapped["pixel_values_videos"] = collate([dataset[1]])["pixel_values_videos"]
+    assert swapped["pixel_values_videos"].shape == batch["pixel_values_videos"].shape
+    with torch.no_grad():
+        logits = model(**batch).logits
+        logits_other = model(**swapped).logits
+    answer = batch["labels"][0] != -100
+    assert not torch.allclose(logits[0, answer], logits_other[0, answer])
+
+
+def test_lora_run_merges_and_keeps_the_adapter(sft_settings, tiny_models):
+    settings = sft_settings(max_steps=2, save_steps=2, lora={"enabled": True, "r": 4, "alpha": 8})
+    result = train_sft(config_from_dict(SFTConfig, settings), progress=False)
+    out = result.output_dir
+    assert result.adapter_dir == out / "adapter"
+    assert (out / "adapter" / "adapter_config.json").is_file()
+    model, processor = load_model_and_processor(out)  # a plain merged model
+    assert not any("lora" in n for n, _ in model.named_parameters())
+    before, after = _weights(tiny_models["qwen2_5_vl"]), _weights(out)
+    assert all(torch.equal(before[n], after[n]) for n in before if "visual.blocks." in n)
+    assert any(not torch.equal(before[n], after[n]) for n in before if "q_proj" in n)
+    assert any(not torch.equal(before[n], after[n]) for n in before if "visual.merger." in n)
+    # The LoRA checkpoint resumes like a full one.
+    assert (out / "checkpoint-2" / "adapter_model.safetensors").is_file()
+
+
+def test_lora_without_merge_saves_the_adapter_in_output_dir(sft_settings, tmp_path):
+    settings = sft_settings(max_steps=1, save_steps=1, lora={"enabled": True, "r": 2, "merge": False})
+    result = train_sft(config_from_dict(SFTConfig, settings), progress=False)
+    assert result.adapter_dir == result.output_dir
+    config = json.loads((result.output_dir / "adapter_config.json").read_text())
+    assert config["base_model_name_or_path"] == settings["model"]
+    with pytest.raises(ConfigError, match="do not fit the model"):
+        bad = sft_settings(output_dir=str(tmp_path / "bad"), lora={"enabled": True, "target_modules": ["nope_proj"]})
+        train_sft(config_from_dict(SFTConfig, bad), progress=False)
+
+
+# ----- bad input: one sentence, before any model is loaded -------------------------------------
+
+
+@pytest.fixture
+def run_cli(monkeypatch, capsys):
+    """Run ``hieroaction train sft`` through the real CLI entry point; (status, stderr)."""
+    import hieroaction.models.tiny as tiny
+
+    def must_not_load(*args, **kwargs):
+        raise AssertionError("a model was loaded before the input was checked")
+
+    monkeypatch.setattr(tiny, "load_model_and_processor", must_not_load)
+    if "hieroaction.train.commands" not in cli.COMMAND_MODULES:
+        monkeypatch.setattr(cli, "COMMAND_MODULES", (*cli.COMMAND_MODULES, "hieroaction.train.commands"))
+
+    def run(recipe: Path, *overrides: str) -> tuple[int, str]:
+        status = cli.main(["train", "sft", "--config", str(recipe), "--quiet", *overrides])
+        err = capsys.readouterr().err
+        errors = [line for line in err.splitlines() if line.startswith("hieroaction: error:")]
+        assert len(errors) == (1 if status else 0), err
+        return status, errors[0] if errors else ""
+
+    return run
+
+
+@pytest.fixture
+def recipe(sft_settings, tmp_path) -> Path:
+    path = tmp_path / "recipe.yaml"
+    save_config(config_from_dict(SFTConfig, sft_settings()), path)
+    return path
+
+
+def test_bad_config_key_and_type(run_cli, recipe):
+    status, error = run_cli(recipe, "--lora.rank", "8")
+    assert status == 2 and "unknown config key 'lora.rank'" in error
+    status, error = run_cli(recipe, "--batch_size", "two")
+    assert status == 2 and "'batch_size' must be an integer" in error
+    status, error = run_cli(recipe, "--learning_rate", "-1")
+    assert status == 2 and "'learning_rate' must be positive" in error
+    status, error = run_cli(recipe, "--data.frames.factor", "32")
+    assert status == 2 and "frame settings do not fit the model" in error
+
+
+def test_missing_model_path(run_cli, recipe, tmp_path):
+    status, error = run_cli(recipe, "--model", str(tmp_path / "no-such-model"))
+    assert status == 2 and f"model path {tmp_path / 'no-such-model'} does not exist" in error
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    status, error = run_cli(recipe, "--model", str(empty))
+    assert status == 2 and "no config.json" in error
+
+
+def test_bad_dataset(run_cli, recipe, synth_data, tmp_path):
+    lines = synth_data.read_text().splitlines()
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text("\n".join([lines[0], "{broken"] + lines[1:]) + "\n")
+    status, error = run_cli(recipe, "--data.records", str(bad))
+    assert status == 2 and f"{bad}:2: not a valid record" in error and "bad_records: skip" in error
+
+
+def test_check_only_validates(run_cli, recipe):
+    status, _ = run_cli(recipe, "--check")
+    assert status == 0
+
+
+def test_resume_refuses_a_changed_recipe(sft_settings, tmp_path):
+    out = tmp_path / "run"
+    config = config_from_dict(SFTConfig, sft_settings(output_dir=str(out)))
+    checkpoint = out / "checkpoint-2"
+    checkpoint.mkdir(parents=True)
+    save_config(config, out / "sft_config.yaml")
+    (out / "checkpoint-4").mkdir()  # a save cut short: no trainer state
+    assert complete_checkpoints(out) == []
+    (checkpoint / "trainer_state.json").write_text(json.dumps({"global_step": 2}))
+    assert complete_checkpoints(out) == [checkpoint]
+
+    changed = config_from_dict(SFTConfig, sft_settings(output_dir=str(out), resume="auto", learning_rate=1e-4))
+    with pytest.raises(ConfigError, match="cannot resume: learning_rate was 0.002"):
+        check_sft_config(changed)
+    longer = config_from_dict(SFTConfig, sft_settings(output_dir=str(out), resume="auto", max_steps=10))
+    assert check_sft_config(longer).resume_from == checkpoint
+    with pytest.raises(ConfigError, match="not a complete checkpoint"):
+        check_sft_config(config_from_dict(SFTConfig, sft_settings(output_dir=str(out), resume=str(out / "checkpoint-4"))))
