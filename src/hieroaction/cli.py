@@ -25,6 +25,7 @@ COMMAND_MODULES = (
     "hieroaction.train.commands",
     "hieroaction.inference.commands",
     "hieroaction.evaluation.commands",
+    "hieroaction.serve.commands",
 )
 
 

@@ -66,3 +66,5 @@ def test_domain_formulas():
     assert {"diving", "diving_sync", "figure_skating", "surgical", "generic"} <= set(builtin_domain_names())
     with pytest.raises(ConfigError, match="unknown domain 'curling'"):
         get_domain("curling")
+    with pytest.raises(ConfigError, match="unknown domain"):
+        get_domain("../domains/data/diving")

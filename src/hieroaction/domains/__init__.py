@@ -8,6 +8,7 @@ rules live in :mod:`hieroaction.domains.diving`.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
@@ -150,11 +151,15 @@ def register_domain(domain: Domain) -> None:
     _registered[domain.name] = domain
 
 
+_NAME = re.compile(r"[A-Za-z0-9_]+")
+
+
 def get_domain(name: str) -> Domain:
     """The domain called ``name`` (registered first, then the built-in files)."""
     if name in _registered:
         return _registered[name]
-    domain = _builtin(name)
+    # a name is never a path: "../x" must not reach a YAML file outside the domain folder
+    domain = _builtin(name) if isinstance(name, str) and _NAME.fullmatch(name) else None
     if domain is None:
         known = sorted(set(builtin_domain_names()) | set(_registered))
         raise ConfigError(f"unknown domain {name!r}; expected one of {known}")

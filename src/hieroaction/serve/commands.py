@@ -1,0 +1,120 @@
+"""``hieroaction serve``: the web app and HTTP API around one loaded model.
+
+``hieroaction serve --model M [--host 127.0.0.1] [--port 7860] [--domain D] [--max-upload-mb N]
+[--queue-size N] [--timeout S] [--examples N] [--config FILE] [--set KEY=VALUE ...]``
+
+Settings are a :class:`~hieroaction.serve.ServeConfig`: the ``--config`` YAML file, then
+``--set`` values (``--set inference.frames.num_frames=8``), then the explicit flags.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import sys
+from typing import Any
+
+from hieroaction.config import load_config
+from hieroaction.errors import ConfigError
+
+# Command-line flags that set a config field: flag dest -> dotted ServeConfig key.
+_FLAG_FIELDS = {
+    "host": "host",
+    "port": "port",
+    "max_upload_mb": "max_upload_mb",
+    "queue_size": "queue_size",
+    "timeout": "timeout_s",
+    "examples": "examples",
+    "domain": "inference.domain",
+    "device": "inference.device",
+    "dtype": "inference.dtype",
+    "max_new_tokens": "inference.max_new_tokens",
+}
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``serve`` command."""
+    parser = subparsers.add_parser(
+        "serve",
+        help="serve a web page and HTTP API that assess uploaded videos",
+        description=(
+            "Load the model once and serve a page where a person uploads a video (or picks a "
+            "bundled synthetic example), chooses the domain, follows the progress and reads the "
+            "assessment, plus an HTTP API (POST /api/assess, GET /api/health, /openapi.json). "
+            "Uploads are limited in size, checked by content, queued in a bounded queue and "
+            "deleted after processing. Needs the serve extra: pip install 'hieroaction[serve]'."
+        ),
+    )
+    parser.add_argument("--model", required=True, metavar="M", help="model folder (or Hub id) with its processor")
+    parser.add_argument("--host", help="address to listen on (default 127.0.0.1: this machine only)")
+    parser.add_argument("--port", type=int, help="TCP port (default 7860)")
+    parser.add_argument("--domain", help="default domain of the prompt (default generic)")
+    parser.add_argument("--max-upload-mb", type=float, metavar="N", help="largest upload in MiB (default 200)")
+    parser.add_argument("--queue-size", type=int, metavar="N",
+                        help="videos held at once, uploading, waiting or running (default 4); more get 429")
+    parser.add_argument("--timeout", type=float, metavar="S", help="longest assessment in seconds (default 300)")
+    parser.add_argument("--examples", type=int, metavar="N", help="bundled synthetic examples (default 3; 0: none)")
+    parser.add_argument("--max-new-tokens", type=int, metavar="N", help="longest answer (default 1024)")
+    parser.add_argument("--device", help="auto (default), cpu, cuda or cuda:N")
+    parser.add_argument("--dtype", help="auto (default), float32, bfloat16 or float16")
+    parser.add_argument("--config", metavar="FILE", help="YAML file of ServeConfig settings")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="another setting, e.g. --set inference.frames.num_frames=8 (repeatable)")
+    parser.set_defaults(handler=run)
+
+
+def config_from_args(args: argparse.Namespace) -> Any:
+    """The server settings: config file, then ``--set`` values, then explicit flags."""
+    from hieroaction.serve.config import ServeConfig
+
+    overrides = list(args.set)
+    for dest, key in _FLAG_FIELDS.items():
+        value = getattr(args, dest, None)
+        if value is not None:
+            overrides.append(f"{key}={value}")
+    return load_config(ServeConfig, args.config, overrides)
+
+
+def _check_installed() -> None:
+    try:
+        import fastapi  # noqa: F401
+        import python_multipart  # noqa: F401
+        import uvicorn  # noqa: F401
+    except ImportError as exc:
+        raise ConfigError(
+            f"hieroaction serve needs FastAPI, uvicorn and python-multipart ({exc.name} is missing); "
+            "install them with: pip install 'hieroaction[serve]'"
+        ) from None
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def run(args: argparse.Namespace) -> int:
+    """Handler of ``hieroaction serve``: load the model, then serve until Ctrl-C."""
+    from hieroaction.domains import get_domain
+    from hieroaction.inference import Assessor
+
+    config = config_from_args(args)
+    _check_installed()
+    # Checked before the model is loaded: a typo should not cost a model load.
+    get_domain(config.inference.domain)
+    from hieroaction.serve.app import serve
+
+    assessor = Assessor.from_pretrained(args.model, config.inference)
+    if not _is_loopback(config.host):
+        print(
+            f"hieroaction: serving on {config.host}: the server has no authentication or TLS; "
+            "put it behind a proxy that adds them before others can reach it",
+            file=sys.stderr,
+        )
+    shown = "127.0.0.1" if config.host in ("0.0.0.0", "::") else config.host
+    print(f"hieroaction: serving {args.model} at http://{shown}:{config.port}/ (Ctrl-C stops)", file=sys.stderr)
+    serve(assessor, config)
+    return 0

@@ -1,0 +1,390 @@
+"""Receiving uploads safely: a private folder, a size limit, and a content check.
+
+- :class:`UploadFolder`: a private (0700) temporary folder; each upload gets a random name
+  there, never the client's file name, and is deleted after processing.
+- :func:`read_form`: reads a ``multipart/form-data`` body as it streams in, writing the video
+  part straight to the private folder. The body's size is checked from ``Content-Length`` before
+  anything is read, and counted while it streams (a chunked body has no length), so a body over
+  the limit is answered 413 without being read in full. The first bytes of the video decide its
+  container format (:func:`sniff_format`); anything else is refused at once with 415.
+- :func:`probe_video`: opens the file with FFmpeg restricted to the sniffed demuxer and decodes
+  one frame, so a file that only starts like a video is refused (422) before it takes a place
+  in front of the model.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import shutil
+import tempfile
+import unicodedata
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hieroaction.errors import HieroActionError
+
+# Bytes of a file's start that are enough to recognise every known container (MPEG-TS needs
+# sync bytes at 0, 188 and 376).
+HEAD_BYTES = 512
+
+# Room for the multipart boundaries, part headers and small fields around the video itself.
+FORM_OVERHEAD_BYTES = 64 * 1024
+
+# Longest text field (domain name, example id) accepted.
+MAX_FIELD_BYTES = 256
+
+# Text fields the forms read; any other field is skipped (its bytes still count to the limit).
+TEXT_FIELDS = ("domain", "example")
+VIDEO_FIELD = "video"
+
+# Container family -> FFmpeg demuxer used to probe it (the only one FFmpeg may try).
+DEMUXERS = {
+    "mp4": "mp4",  # FFmpeg's mov demuxer: MP4, MOV, M4V, 3GP
+    "matroska": "matroska",  # MKV and WebM
+    "avi": "avi",
+    "mpegts": "mpegts",
+    "mpeg": "mpeg",
+    "ogg": "ogg",
+}
+
+# Top-level ISO BMFF / QuickTime box types a file may start with.
+_ISO_BOXES = (b"ftyp", b"moov", b"mdat", b"free", b"wide", b"skip", b"pnot")
+
+
+class Refused(HieroActionError):
+    """A request the server refuses (a bad upload, an unknown job), with the HTTP status that
+    says why.
+
+    Attributes:
+        status: the HTTP status code.
+        headers: extra response headers (``Retry-After`` for a busy answer).
+    """
+
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.headers = dict(headers or {})
+
+
+def sniff_format(head: bytes) -> str | None:
+    """The container family of a file from its first bytes (:data:`HEAD_BYTES` suffice), or
+    ``None`` when they match no known video container."""
+    if len(head) >= 8 and head[4:8] in _ISO_BOXES:
+        return "mp4"
+    if head.startswith(b"\x1a\x45\xdf\xa3"):
+        return "matroska"
+    if len(head) >= 12 and head.startswith(b"RIFF") and head[8:12] == b"AVI ":
+        return "avi"
+    if len(head) >= 377 and head[0] == head[188] == head[376] == 0x47:
+        return "mpegts"
+    if head.startswith(b"\x00\x00\x01\xba"):
+        return "mpeg"
+    if head.startswith(b"OggS"):
+        return "ogg"
+    return None
+
+
+def display_name(filename: str | None, default: str = "upload") -> str:
+    """A client's file name fit to show (never used as a path): its last component, without
+    control characters, at most 80 characters."""
+    if not filename:
+        return default
+    name = re.split(r"[\\/]", filename)[-1]
+    name = "".join(c for c in name if unicodedata.category(c)[0] != "C").strip()
+    return name[:80] or default
+
+
+class UploadFolder:
+    """A private temporary folder for uploads (mode 0700), removed by :meth:`cleanup`.
+
+    Args:
+        parent: folder to make it in (default: the system temporary folder).
+    """
+
+    def __init__(self, parent: str | Path | None = None) -> None:
+        if parent is not None and not Path(parent).is_dir():
+            raise HieroActionError(f"{parent}: upload_dir is not a folder")
+        # mkdtemp already creates the folder 0700; chmod again in case of an unusual umask policy.
+        self.path = Path(tempfile.mkdtemp(prefix="hieroaction-uploads-", dir=parent))
+        os.chmod(self.path, 0o700)
+
+    def new_file(self) -> tuple[Path, int]:
+        """A new empty file with a random name (mode 0600) and its open descriptor."""
+        while True:
+            path = self.path / f"{secrets.token_hex(16)}.upload"
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o600)
+            except FileExistsError:  # pragma: no cover - 128 random bits
+                continue
+            return path, fd
+
+    def files(self) -> list[Path]:
+        """Uploads present now (tests and health checks: it should be empty when idle)."""
+        return sorted(self.path.iterdir()) if self.path.is_dir() else []
+
+    def cleanup(self) -> None:
+        """Remove the folder and everything in it."""
+        shutil.rmtree(self.path, ignore_errors=True)
+
+
+def remove_quietly(path: Path | None) -> None:
+    """Delete ``path`` if it exists (an upload after processing, or a partial one)."""
+    if path is not None:
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            pass
+
+
+@dataclass
+class SavedVideo:
+    """The video part of a form, written to the private folder.
+
+    Attributes:
+        path: where it was written (random name).
+        name: the client's file name, for display only.
+        size: bytes written.
+        format: the container family :func:`sniff_format` found.
+    """
+
+    path: Path
+    name: str
+    size: int
+    format: str
+
+
+@dataclass
+class UploadForm:
+    """What :func:`read_form` read: text fields and, when sent, the saved video."""
+
+    fields: dict[str, str] = field(default_factory=dict)
+    video: SavedVideo | None = None
+
+
+@dataclass
+class UploadLimits:
+    """The checks :func:`read_form` applies (from :class:`~hieroaction.serve.ServeConfig`)."""
+
+    max_bytes: int
+    accepted_formats: tuple[str, ...]
+
+    @property
+    def max_body_bytes(self) -> int:
+        """Largest whole request body: the video plus the form's own bytes."""
+        return self.max_bytes + FORM_OVERHEAD_BYTES
+
+
+def _too_large(limits: UploadLimits) -> Refused:
+    mib = limits.max_bytes / (1024 * 1024)
+    return Refused(413, f"the upload is larger than the limit of {mib:g} MiB")
+
+
+class _FormSink:
+    """Callbacks of the streaming multipart parser: text fields into memory, the video part
+    into a private file, checking size and format as bytes arrive."""
+
+    def __init__(self, folder: UploadFolder, limits: UploadLimits) -> None:
+        self.folder = folder
+        self.limits = limits
+        self.form = UploadForm()
+        self._header_field = b""
+        self._header_value = b""
+        self._headers: dict[bytes, bytes] = {}
+        self._part: str | None = None  # "video", a text field name, or "skip"
+        self._text = bytearray()
+        self._fd: int | None = None
+        self._path: Path | None = None
+        self._name = "upload"
+        self._size = 0
+        self._head = bytearray()
+        self._format: str | None = None
+
+    def callbacks(self) -> dict[str, Callable[..., None]]:
+        return {
+            "on_part_begin": self._part_begin,
+            "on_header_field": lambda d, s, e: self._add("_header_field", d[s:e]),
+            "on_header_value": lambda d, s, e: self._add("_header_value", d[s:e]),
+            "on_header_end": self._header_end,
+            "on_headers_finished": self._headers_finished,
+            "on_part_data": self._part_data,
+            "on_part_end": self._part_end,
+        }
+
+    def _add(self, name: str, data: bytes) -> None:
+        setattr(self, name, getattr(self, name) + data)
+
+    def _part_begin(self) -> None:
+        self._headers = {}
+        self._part = None
+        self._text = bytearray()
+
+    def _header_end(self) -> None:
+        self._headers[self._header_field.lower()] = self._header_value
+        self._header_field = self._header_value = b""
+
+    def _headers_finished(self) -> None:
+        from python_multipart.multipart import parse_options_header
+
+        _, params = parse_options_header(self._headers.get(b"content-disposition", b""))
+        name = params.get(b"name", b"").decode("utf-8", "replace")
+        if name == VIDEO_FIELD:
+            if self._path is not None:
+                raise Refused(422, f"the form has more than one '{VIDEO_FIELD}' field; send one video")
+            filename = params.get(b"filename")
+            self._name = display_name(filename.decode("utf-8", "replace") if filename else None)
+            self._path, self._fd = self.folder.new_file()
+            self._part = VIDEO_FIELD
+        elif name in TEXT_FIELDS:
+            self._part = name
+        else:
+            self._part = "skip"
+
+    def _part_data(self, data: bytes, start: int, end: int) -> None:
+        chunk = data[start:end]
+        if self._part == VIDEO_FIELD:
+            self._size += len(chunk)
+            if self._size > self.limits.max_bytes:
+                raise _too_large(self.limits)
+            if self._format is None and len(self._head) < HEAD_BYTES:
+                self._head += chunk[: HEAD_BYTES - len(self._head)]
+                if len(self._head) >= HEAD_BYTES:
+                    self._check_format()
+            assert self._fd is not None
+            # Local-disk writes of one network chunk take microseconds; a thread hop would cost more.
+            os.write(self._fd, chunk)
+        elif self._part in TEXT_FIELDS:
+            self._text += chunk
+            if len(self._text) > MAX_FIELD_BYTES:
+                raise Refused(422, f"the form field '{self._part}' is longer than {MAX_FIELD_BYTES} bytes")
+
+    def _check_format(self) -> None:
+        found = sniff_format(bytes(self._head))
+        accepted = ", ".join(self.limits.accepted_formats)
+        if found is None:
+            raise Refused(
+                415, f"{self._name}: not a video file (its bytes match no video container); accepted: {accepted}"
+            )
+        if found not in self.limits.accepted_formats:
+            raise Refused(415, f"{self._name}: a {found} file, which this server does not accept; accepted: {accepted}")
+        self._format = found
+
+    def _part_end(self) -> None:
+        if self._part == VIDEO_FIELD:
+            self._close_file()
+            if self._size == 0:
+                raise Refused(422, f"{self._name}: the uploaded file is empty")
+            if self._format is None:
+                self._check_format()
+            assert self._path is not None and self._format is not None
+            self.form.video = SavedVideo(self._path, self._name, self._size, self._format)
+        elif self._part in TEXT_FIELDS:
+            self.form.fields[self._part] = bytes(self._text).decode("utf-8", "replace").strip()
+        self._part = None
+
+    def _close_file(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def discard(self) -> None:
+        """Close and delete a partly or fully written video (on any failure)."""
+        self._close_file()
+        remove_quietly(self._path)
+        self._path = None
+        self.form.video = None
+
+
+def check_declared_length(headers: Any, limits: UploadLimits) -> None:
+    """Raise 413 when ``Content-Length`` already says the body is over the limit (so the body
+    is never read), 400 when it is not a number."""
+    declared = headers.get("content-length")
+    if declared is None:
+        return
+    try:
+        length = int(declared)
+    except ValueError:
+        raise Refused(400, f"Content-Length must be a number of bytes, got {declared!r}") from None
+    if length > limits.max_body_bytes:
+        raise _too_large(limits)
+
+
+async def read_form(
+    content_type: str | None,
+    chunks: AsyncIterator[bytes],
+    folder: UploadFolder,
+    limits: UploadLimits,
+) -> UploadForm:
+    """Read a ``multipart/form-data`` body as it streams in.
+
+    Args:
+        content_type: the request's ``Content-Type`` header.
+        chunks: the body, chunk by chunk (``request.stream()``).
+        folder: where the video part is written.
+        limits: size limit and accepted container families.
+
+    Raises:
+        Refused: 415 for a body that is not multipart or a file that is not an accepted
+            video, 413 for a body over the limit (as soon as the count passes it), 400 for a
+            malformed body, 422 for a bad field. A partly written video is deleted first.
+    """
+    from python_multipart.multipart import MultipartParser, parse_options_header
+
+    kind, params = parse_options_header(content_type or "")
+    boundary = params.get(b"boundary")
+    if kind != b"multipart/form-data" or not boundary:
+        raise Refused(
+            415, f"the request body must be multipart/form-data with a '{VIDEO_FIELD}' file field, "
+            f"got {content_type or 'no Content-Type'}"
+        )
+    sink = _FormSink(folder, limits)
+    try:
+        parser = MultipartParser(boundary, sink.callbacks(), max_header_count=8, max_header_size=4096)
+        received = 0
+        async for chunk in chunks:
+            received += len(chunk)
+            if received > limits.max_body_bytes:
+                raise _too_large(limits)
+            parser.write(chunk)
+        parser.finalize()
+        if sink._part is not None or sink._fd is not None:
+            raise Refused(400, "the multipart body ended in the middle of a part")
+    except BaseException as exc:
+        # Whatever ends the read (a refusal, a timeout's cancellation, a disconnect), the
+        # partial file goes.
+        sink.discard()
+        from python_multipart.exceptions import FormParserError
+
+        if isinstance(exc, (FormParserError, ValueError)):
+            raise Refused(400, f"the multipart body cannot be read ({exc.__class__.__name__})") from None
+        raise
+    return sink.form
+
+
+def probe_video(path: Path, fmt: str, name: str) -> None:
+    """Check that ``path`` holds a video FFmpeg can decode, using only the ``fmt`` demuxer.
+
+    Raises:
+        Refused: 415 when the file has no video stream, 422 when no frame can be decoded
+            (a corrupt or truncated file).
+    """
+    import av
+
+    try:
+        with av.open(str(path), format=DEMUXERS[fmt], metadata_errors="ignore") as container:
+            if not container.streams.video:
+                raise Refused(415, f"{name}: the file has no video stream")
+            for _frame in container.decode(video=0):
+                return
+    except Refused:
+        raise
+    except (av.FFmpegError, OSError, ValueError, UnicodeDecodeError):
+        pass
+    raise Refused(
+        422,
+        f"{name}: its bytes start like {fmt}, but no video frame can be decoded from it "
+        "(the file is corrupt or truncated)",
+    )
