@@ -220,6 +220,26 @@ def load_config(
     return _build(cls, data)
 
 
+def load_config_with_flags(
+    cls: type[T],
+    path: str | Path | None,
+    overrides: list[str],
+    args: Any,
+    flag_fields: dict[str, str],
+) -> T:
+    """Config file, then ``overrides``, then the command-line flags that were given.
+
+    ``flag_fields`` maps an argparse destination to the dotted config key it sets; a flag left
+    at ``None`` does not override anything.
+    """
+    merged = list(overrides)
+    for dest, key in flag_fields.items():
+        value = getattr(args, dest, None)
+        if value is not None:
+            merged.append(f"{key}={value}")
+    return load_config(cls, path, merged)
+
+
 def config_to_dict(config: Any) -> dict[str, Any]:
     """A plain mapping of a config dataclass (for saving next to a run's outputs)."""
     return dataclasses.asdict(config)

@@ -14,7 +14,7 @@ import argparse
 import sys
 from typing import Any
 
-from hieroaction.config import load_config
+from hieroaction.config import load_config_with_flags
 from hieroaction.errors import ConfigError
 
 # Command-line flags that set a config field: flag dest -> dotted EvalConfig path.
@@ -66,11 +66,7 @@ def _config(args: argparse.Namespace) -> Any:
     from hieroaction.evaluation.runner import EvalConfig
 
     overrides = list(getattr(args, "overrides", None) or [])
-    for dest, path in _FLAG_FIELDS.items():
-        value = getattr(args, dest, None)
-        if value is not None:
-            overrides.append(f"{path}={value}")
-    return load_config(EvalConfig, getattr(args, "config", None), overrides)
+    return load_config_with_flags(EvalConfig, getattr(args, "config", None), overrides, args, _FLAG_FIELDS)
 
 
 def _check_mode(args: argparse.Namespace) -> str:

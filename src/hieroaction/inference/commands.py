@@ -23,7 +23,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from hieroaction.config import load_config
+from hieroaction.config import load_config_with_flags
 from hieroaction.errors import ConfigError
 
 FORMATS = ("text", "json", "html")
@@ -73,12 +73,7 @@ def config_from_args(args: argparse.Namespace) -> Any:
     """The inference settings: config file, then ``--set`` values, then explicit flags."""
     from hieroaction.inference.config import InferenceConfig
 
-    overrides = list(args.set)
-    for dest, name in _FLAG_FIELDS.items():
-        value = getattr(args, dest, None)
-        if value is not None:
-            overrides.append(f"{name}={value}")
-    return load_config(InferenceConfig, args.config, overrides)
+    return load_config_with_flags(InferenceConfig, args.config, list(args.set), args, _FLAG_FIELDS)
 
 
 def _file_names(videos: list[str], suffix: str) -> list[str]:

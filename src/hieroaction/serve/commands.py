@@ -14,7 +14,7 @@ import ipaddress
 import sys
 from typing import Any
 
-from hieroaction.config import load_config
+from hieroaction.config import load_config_with_flags
 from hieroaction.errors import ConfigError
 
 # Command-line flags that set a config field: flag dest -> dotted ServeConfig key.
@@ -67,12 +67,7 @@ def config_from_args(args: argparse.Namespace) -> Any:
     """The server settings: config file, then ``--set`` values, then explicit flags."""
     from hieroaction.serve.config import ServeConfig
 
-    overrides = list(args.set)
-    for dest, key in _FLAG_FIELDS.items():
-        value = getattr(args, dest, None)
-        if value is not None:
-            overrides.append(f"{key}={value}")
-    return load_config(ServeConfig, args.config, overrides)
+    return load_config_with_flags(ServeConfig, args.config, list(args.set), args, _FLAG_FIELDS)
 
 
 def _check_installed() -> None:
