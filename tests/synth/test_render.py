@@ -96,3 +96,21 @@ def test_missing_codec_and_bad_render_settings():
         RenderConfig(size=33)
     with pytest.raises(ConfigError, match="at least one frame"):
         render_clip(_with(step_frames=(8, 0, 9)))
+
+
+def test_x264_instruction_set_cap_changes_speed_not_bytes(tmp_path):
+    # x264's SIMD levels from SSSE3 up are bit-exact with one another, so capping them (to stay
+    # off the AVX-512 paths, see VideoConfig.x264_asm) must leave the encoded bytes unchanged.
+    if pick_codec(("libx264", "none")) != "libx264":
+        pytest.skip("this PyAV build has no libx264")
+    from hieroaction.synth.render import VideoConfig
+
+    frames = render_clip(SPEC)
+    encoded = []
+    for level in ("auto", "AVX2", "AVX"):
+        path = tmp_path / f"{level}.mp4"
+        write_video(frames, path, 12.0, "libx264", VideoConfig(x264_asm=level))
+        encoded.append(path.read_bytes())
+    assert encoded[0] == encoded[1] == encoded[2]
+    with pytest.raises(ConfigError, match="video.x264_asm must be 'auto' or one of"):
+        VideoConfig(x264_asm="SSE2")

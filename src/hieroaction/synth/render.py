@@ -248,6 +248,35 @@ class VideoConfig:
     crf: int = 8  # x264 constant rate factor: 0 lossless, 8 visually lossless at these sizes
     preset: str = "veryfast"
     bit_rate: int = 4_000_000  # for codecs without a CRF (mpeg4): high enough to keep the cues
+    # The newest x264 instruction set to use ("auto": all the CPU has). On our 2-core VM,
+    # under CPU contention, x264's AVX-512 code now and then encoded identical yuv frames to
+    # different bytes (single-threaded; the frames and the rgb->yuv conversion stayed
+    # identical), while capped at AVX2 it never did; AVX-512 is no faster at these sizes.
+    x264_asm: str = "AVX2"
+
+    def __post_init__(self) -> None:
+        if self.x264_asm != "auto" and self.x264_asm not in _X264_ASM_FEATURES:
+            raise ConfigError(
+                f"video.x264_asm must be 'auto' or one of {sorted(_X264_ASM_FEATURES)}, "
+                f"got {self.x264_asm!r}"
+            )
+
+
+# x264's names for its instruction-set levels -> NumPy's name of the same CPU feature, which
+# says whether this CPU has it: x264 trusts a forced level, so one the CPU lacks would crash.
+# Lower levels (SSE2, none) are left out: they fall back to code that encodes differently.
+_X264_ASM_FEATURES = {"SSSE3": "SSSE3", "SSE4.2": "SSE42", "AVX": "AVX", "AVX2": "AVX2"}
+
+
+def _x264_asm_option(level: str) -> str | None:
+    """The x264 ``asm=`` setting for ``level``, or None to keep x264's own CPU detection."""
+    if level == "auto":
+        return None
+    try:
+        from numpy._core._multiarray_umath import __cpu_features__ as features
+    except ImportError:  # another NumPy layout: cannot tell what the CPU has, so do not force
+        return None
+    return f"asm={level}" if features.get(_X264_ASM_FEATURES[level]) else None
 
 
 def pick_codec(codecs: Sequence[str]) -> str:
@@ -281,7 +310,10 @@ def write_video(
             stream.codec_context.thread_count = 1
             if codec in ("libx264", "h264"):
                 # threads=1 here as well: x264 reads its own thread settings from the options
-                stream.options = {"crf": str(config.crf), "preset": config.preset, "threads": "1"}
+                options = {"crf": str(config.crf), "preset": config.preset, "threads": "1"}
+                if codec == "libx264" and (asm := _x264_asm_option(config.x264_asm)):
+                    options["x264-params"] = asm
+                stream.options = options
             else:
                 stream.bit_rate = config.bit_rate
             for index, array in enumerate(frames):
