@@ -18,6 +18,7 @@ from hieroaction.errors import HieroActionError
 
 # Modules whose register(subparsers) adds top-level commands, in the order of the help text.
 COMMAND_MODULES = (
+    "hieroaction.demo.commands",
     "hieroaction.data.commands",
     "hieroaction.models.commands",
     "hieroaction.synth.commands",

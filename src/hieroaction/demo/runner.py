@@ -1,0 +1,588 @@
+"""``hieroaction demo`` as Python: the whole recipe, end to end, within a time budget.
+
+Per seed, in ``DIR/seed-<s>/``:
+
+1. ``data/``: the synthetic benchmark (:func:`hieroaction.synth.generate`) and its frame cache;
+2. ``model/``: the small random model (:func:`hieroaction.models.build_tiny`);
+3. ``sft/``: SFT cold start (:func:`hieroaction.train.sft.train_sft`) with the demo's SFT
+   recipe; a few timed steps first set ``max_steps`` to fit the stage's share of the time, and a
+   deadline callback stops it if the machine slows down;
+4. ``hpl/``: HPL from the SFT checkpoint (:class:`hieroaction.train.hpl.HPLTrainer`) with the
+   demo's HPL recipe and ``max_seconds`` from the budget, selecting ``best/`` on validation;
+5. ``hpl_score_only/`` (``--ablations``): GRPO with the final-score reward only, same start;
+6. ``eval/<model>/``: :func:`hieroaction.evaluation.runner.evaluate_model` on the test split
+   for every model, plus the two reference baselines (:mod:`hieroaction.demo.baselines`) on the
+   same clips.
+
+``DIR/report.html`` and ``DIR/metrics.json`` are rewritten after every seed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import math
+import os
+import shutil
+import statistics
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hieroaction.config import config_from_dict, config_to_dict, read_recipe
+from hieroaction.data.records import Record, write_jsonl
+from hieroaction.demo.baselines import score_baselines
+from hieroaction.demo.budget import Clock, Progress, format_metrics, format_seconds
+from hieroaction.demo.config import DemoConfig, find_recipe, resolve_recipe_path
+from hieroaction.errors import DataError
+
+MARKER = "demo.json"  # marks a folder as a demo output (and says whether the run completed)
+REPORT = "report.html"
+METRICS = "metrics.json"
+TEST_SPLIT = "test"
+
+# Models evaluated per seed, in report order: name -> what the report calls it.
+MODEL_TITLES = {
+    "sft": "SFT cold start",
+    "hpl": "HPL (SFT + GRPO, hierarchical rewards)",
+    "grpo_score_only": "GRPO, score reward only (ablation)",
+    "mean_score": "baseline: mean training score",
+    "difficulty_oracle": "baseline: difficulty oracle",
+}
+
+
+@dataclass
+class SeedRun:
+    """What one seed did and measured (everything here goes to ``metrics.json``)."""
+
+    seed: int
+    folder: str
+    data: dict[str, Any] = field(default_factory=dict)
+    sft: dict[str, Any] = field(default_factory=dict)
+    hpl: dict[str, Any] = field(default_factory=dict)
+    ablation: dict[str, Any] | None = None
+    evaluation: dict[str, Any] = field(default_factory=dict)
+    models: dict[str, dict[str, Any]] = field(default_factory=dict)
+    timings: list[dict[str, Any]] = field(default_factory=list)
+    seconds: float = 0.0
+    # HTML cards of example assessments (report only; not written to metrics.json)
+    examples_html: list[str] = field(default_factory=list, repr=False)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The JSON-ready content (without the example cards)."""
+        out = dataclasses.asdict(self)
+        out.pop("examples_html")
+        return out
+
+
+@dataclass
+class DemoResult:
+    """The demo's outcome: every seed, the summary over seeds, and the files written."""
+
+    config: DemoConfig
+    seeds: list[SeedRun]
+    summary: dict[str, Any]
+    report: Path
+    metrics: Path
+    seconds: float
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+# ---------------------------------------------------------------------------------------------
+# Output folder and recipes
+# ---------------------------------------------------------------------------------------------
+
+
+def prepare_output(out: Path, overwrite: bool) -> None:
+    """Create ``out`` or, with ``overwrite``, clear an earlier demo output there; refuse a file,
+    or a non-empty folder that is not a demo output."""
+    if out.exists() and not out.is_dir():
+        raise DataError(f"{out}: is a file; expected a folder (new or empty) for the demo")
+    if out.is_dir() and any(out.iterdir()):
+        if not (out / MARKER).is_file():
+            raise DataError(
+                f"{out}: folder is not empty and holds no earlier demo output; choose another --out"
+            )
+        if not overwrite:
+            raise DataError(f"{out}: holds an earlier demo output; pass --overwrite to replace it")
+        # Only what the demo writes is removed, never the user's other files.
+        for child in out.iterdir():
+            if child.is_dir() and child.name.startswith("seed-"):
+                shutil.rmtree(child)
+        for name in (MARKER, REPORT, METRICS):
+            (out / name).unlink(missing_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / MARKER).write_text('{"complete": false}\n', encoding="utf-8")
+    except OSError as exc:
+        raise DataError(f"{out}: cannot create the output folder ({exc.strerror})") from None
+
+
+def _set(data: dict[str, Any], dotted: str, value: Any) -> None:
+    node = data
+    parts = dotted.split(".")
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+    node[parts[-1]] = value
+
+
+def load_recipe(cls: type, path: Path, settings: dict[str, Any]) -> Any:
+    """Read a recipe (with its ``base`` files), set ``settings`` (dotted keys), resolve the
+    prompt template and phrase file it names, and build ``cls`` with every key checked."""
+    data = read_recipe(path)
+    for key, value in settings.items():
+        _set(data, key, value)
+    section = data.get("data", {})
+    for key in ("prompt", "target"):
+        sub = section.get(key) or {}
+        name = "template" if key == "prompt" else "phrases"
+        if sub.get(name):
+            sub[name] = resolve_recipe_path(sub[name], path)
+    return config_from_dict(cls, data)
+
+
+def sft_recipe(path: Path, *, model: Path, output_dir: Path, records: str, seed: int) -> Any:
+    """The demo's SFT recipe for one seed (model, output, data and seed filled in)."""
+    from hieroaction.train.sft import SFTConfig
+
+    return load_recipe(SFTConfig, path, {
+        "model": str(model), "output_dir": str(output_dir), "data.records": records, "seed": seed,
+        "resume": None,
+    })
+
+
+def hpl_recipe(path: Path, *, model: Path, output_dir: Path, records: str, seed: int,
+               max_seconds: float | None) -> Any:
+    """The demo's HPL recipe for one seed; the demo prints its own progress, so the trainer's
+    per-step console lines are turned off (``metrics.jsonl`` still gets every step)."""
+    from hieroaction.train.hpl import HPLConfig
+
+    return load_recipe(HPLConfig, path, {
+        "model": str(model), "output_dir": str(output_dir), "data.records": records, "seed": seed,
+        "max_seconds": max_seconds, "logging_steps": 10**9, "resume": False,
+    })
+
+
+# ---------------------------------------------------------------------------------------------
+# Training with budgets
+# ---------------------------------------------------------------------------------------------
+
+
+def run_sft(config: Any, clock: Clock, progress: Progress, budget: Any, share: float) -> dict[str, Any]:
+    """SFT within ``share`` seconds: the recipe's learning-rate schedule runs on the stage's
+    wall clock (:mod:`hieroaction.demo.schedule`), so the run ends annealed when its time is up
+    however fast the machine is. Returns what the report needs."""
+    from hieroaction.demo.schedule import WallClockSchedule
+    from hieroaction.train.sft import train_sft
+
+    began = clock.now()
+
+    def log_line(step: int, logs: dict[str, Any]) -> None:
+        text = format_metrics(logs, {"loss": "loss", "eval_loss": "validation loss", "learning_rate": "lr"})
+        if text:
+            progress.line(f"step {step}: {text}")
+
+    evaluations = budget.sft_evaluations if config.data.eval_split else 0
+    schedule = WallClockSchedule(
+        stop_at=began + share, shape=config.lr_scheduler, warmup=config.warmup,
+        evaluations=evaluations, on_log=log_line, now=clock.now,
+    )
+    # max_steps only bounds the trainer's loop (no step takes under 10 ms); the clock ends it.
+    run_config = dataclasses.replace(
+        config, max_steps=max(1, int(share * 100)), lr_scheduler="constant", warmup=0.0,
+        eval_steps=10**9,
+    )
+    progress.line(
+        f"{config.lr_scheduler} schedule with {config.warmup:g} warm-up over the stage's time, "
+        f"batch {config.batch_size}, peak learning rate {config.learning_rate:g}"
+    )
+    result = train_sft(run_config, callbacks=[schedule], progress=False)
+    times = schedule.step_times
+    return {
+        "steps": result.global_step,
+        "stopped_by_deadline": schedule.stopped_by_deadline,
+        "median_step_seconds": statistics.median(times) if times else None,
+        "batch_size": config.batch_size,
+        "examples_seen": result.global_step * config.batch_size * config.gradient_accumulation_steps,
+        "train_examples": result.train_examples,
+        "train_loss": result.train_loss,
+        "learning_rate": config.learning_rate,
+        "lr_schedule": f"{config.lr_scheduler}, warm-up {config.warmup:g}, over {share:.0f} s of wall clock",
+        "seconds": clock.now() - began,
+        "output_dir": str(result.output_dir),
+        "log_history": [
+            {k: v for k, v in entry.items() if isinstance(v, (int, float))}
+            for entry in result.log_history
+        ],
+    }
+
+
+def _hpl_trainer_class() -> type:
+    from hieroaction.train.hpl import HPLTrainer
+
+    class ProgressHPLTrainer(HPLTrainer):
+        """The HPL trainer with the demo's progress lines (an override point of HPLTrainer)."""
+
+        progress: Progress
+
+        def train_step(self) -> dict[str, Any]:
+            out = super().train_step()
+            metrics = out["metrics"]
+            self.progress.line(f"step {metrics['step']}: " + format_metrics(metrics, {
+                "reward/total": "reward", "reward/format": "format",
+                "reward/recognition": "recognition", "reward/sequence": "sequence",
+                "reward/score": "score", "kl": "kl", "completion_length": "length",
+                "step_seconds": "s/step",
+            }))
+            return out
+
+        def evaluate(self) -> dict[str, float]:
+            metrics = super().evaluate()
+            if metrics:
+                self.progress.line(f"validation at step {self.step}: " + format_metrics(metrics, {
+                    "val/reward": "reward", "val/spearman": "rho",
+                    "val/parse_failures": "parse failures",
+                }))
+            return metrics
+
+    return ProgressHPLTrainer
+
+
+def run_hpl(config: Any, clock: Clock, progress: Progress) -> dict[str, Any]:
+    """HPL as configured (``max_seconds`` already set); returns its history and models."""
+    began = clock.now()
+    trainer = _hpl_trainer_class()(config)
+    trainer.progress = progress
+    out = trainer.train()
+    history = [
+        {k: v for k, v in row.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+        for row in trainer.history
+    ]
+    return {
+        "steps": out["steps"],
+        "best": out["best"],
+        "final": out["final"],
+        "best_metrics": out["best_metrics"],
+        "final_eval": out["final_eval"],
+        "max_seconds": config.max_seconds,
+        "group_size": config.group_size,
+        "prompts_per_step": config.prompts_per_step,
+        "seconds": clock.now() - began,
+        "history": history,
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# Evaluation
+# ---------------------------------------------------------------------------------------------
+
+
+def _headline(metrics: dict[str, Any]) -> dict[str, Any]:
+    """The metrics.json entry of one model: every metric and interval, without id lists."""
+    return {k: v for k, v in metrics.items() if k not in ("ids", "problems", "per_class")}
+
+
+def evaluate_models(
+    models: dict[str, Path],
+    test: list[Record],
+    train: list[Record],
+    data_config: Any,
+    folder: Path,
+    config: DemoConfig,
+    max_new_tokens: int,
+    clock: Clock,
+    progress: Progress,
+    share: float,
+) -> tuple[dict[str, dict[str, Any]], dict[str, Any], list[str]]:
+    """Every model and baseline on the same test clips, as many as fit in ``share`` seconds.
+
+    Returns (metrics per model, what was evaluated, HTML cards of example assessments of the
+    last model).
+    """
+    from hieroaction.evaluation.predictions import truth_from_record
+    from hieroaction.evaluation.runner import EvalConfig, evaluate_model
+    from hieroaction.evaluation.scoring import BootstrapConfig, ScoringConfig
+    from hieroaction.inference import Assessor, InferenceConfig
+    from hieroaction.reports import ReportConfig, assessment_html, choose_examples
+    from hieroaction.video import FrameCache
+
+    began = clock.now()
+    settings = config.evaluation
+    inference = InferenceConfig(
+        frames=data_config.frames.to_dict(),
+        prompt=data_config.prompt,
+        max_new_tokens=max_new_tokens,
+        batch_size=settings.batch_size,
+        device="cpu",
+        dtype="float32",
+        domain=test[0].domain,
+    )
+    eval_config = EvalConfig(
+        inference=inference,
+        scoring=ScoringConfig(bootstrap=BootstrapConfig(n_resamples=settings.bootstrap_resamples)),
+        report=ReportConfig(examples=settings.examples),
+    )
+    cache_dir = data_config.cache_path
+    cache = FrameCache(cache_dir, base_dir=data_config.base_dir)
+
+    # Time one batch of answers with the first model to size the test subset.
+    names = list(models)
+    first = Assessor.from_pretrained(models[names[0]], inference)
+    probe = test[: max(1, min(settings.calibration_clips, len(test)))]
+    t0 = clock.now()
+    list(first.assess_records(probe, cache=cache, base_dir=data_config.base_dir))
+    per_clip = (clock.now() - t0) / len(probe)
+    available = began + share - clock.now()
+    # Every model is answered once; loading one costs about as much as a few answers.
+    fit = int(available * 0.9 / (per_clip * len(names)) - 4)
+    limit = settings.max_clips or len(test)
+    n = max(min(settings.min_clips, len(test)), min(limit, len(test), fit))
+    subset = test[:n]
+    progress.line(
+        f"{per_clip:.2f} s per answer (load average {os.getloadavg()[0]:.1f}): "
+        f"{n} of {len(test)} test clips for {len(names)} models"
+    )
+    eval_dir = folder / "eval"
+    subset_file = eval_dir / "test_subset.jsonl"
+    write_jsonl(subset, subset_file)
+
+    metrics: dict[str, dict[str, Any]] = {}
+    examples: list[str] = []
+    by_id = {r.id: r for r in subset}
+    for index, name in enumerate(names):
+        progress.line(f"answering {n} test clips with {MODEL_TITLES.get(name, name)}")
+        assessor = first if index == 0 else Assessor.from_pretrained(models[name], inference)
+        run = evaluate_model(
+            models[name], subset_file, eval_dir / name, config=eval_config,
+            frames_cache=cache_dir, progress=False, assessor=assessor,
+        )
+        metrics[name] = _headline(run.evaluation.metrics)
+        progress.line(f"{name}: " + format_metrics(run.evaluation.metrics, {
+            "spearman": "rho", "rl2_x100": "R-l2 x100", "action_accuracy": "action acc",
+            "step_sequence_accuracy": "step seq acc", "parse_failure_rate": "parse failures",
+        }))
+        if index == len(names) - 1 and settings.examples:
+            results = {r.record_id: r for r in run.results}
+            for row_id, why in choose_examples(run.evaluation, settings.examples):
+                result, record = results[row_id], by_id[row_id]
+                if result.error is None:
+                    result.clip = assessor.load_clip(record, cache)
+                truth = truth_from_record(record, default_fps=result.fps)
+                examples.append(
+                    f'<p class="muted">{why} ({MODEL_TITLES.get(name, name)})</p>'
+                    + assessment_html(result, truth, eval_config.report)
+                )
+                result.clip = None
+        del assessor
+    truths = [truth_from_record(r) for r in subset]
+    for name, evaluation in score_baselines(train, subset, truths, eval_config.scoring).items():
+        metrics[name] = _headline(evaluation.metrics)
+    info = {
+        "test_clips": n,
+        "test_split_clips": len(test),
+        "seconds_per_answer": per_clip,
+        "max_new_tokens": max_new_tokens,
+        "subset_file": str(subset_file),
+        "seconds": clock.now() - began,
+    }
+    return metrics, info, examples
+
+
+# ---------------------------------------------------------------------------------------------
+# One seed, all seeds
+# ---------------------------------------------------------------------------------------------
+
+
+def _load() -> float:
+    return round(os.getloadavg()[0], 2)
+
+
+class _Stage:
+    """Times a stage, records the machine's load average at its start and end, and sends what
+    the libraries print (trainer log dicts, progress bars, warnings) to ``logs/<stage>.log``,
+    so the console shows the demo's own progress lines."""
+
+    def __init__(self, run: SeedRun, clock: Clock, progress: Progress, name: str, title: str,
+                 detail: str = "", weighted: bool = False) -> None:
+        self.run, self.clock, self.name, self.weighted = run, clock, name, weighted
+        progress.stage(title, detail)
+        self._log = Path(run.folder) / "logs" / f"{name}.log"
+        self._redirect: contextlib.ExitStack | None = None
+
+    def __enter__(self) -> _Stage:
+        self.began = self.clock.now()
+        self.load = _load()
+        self._log.parent.mkdir(parents=True, exist_ok=True)
+        stack = contextlib.ExitStack()
+        handle = stack.enter_context(self._log.open("a", encoding="utf-8"))
+        stack.enter_context(contextlib.redirect_stdout(handle))
+        stack.enter_context(contextlib.redirect_stderr(handle))
+        self._redirect = stack
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._redirect is not None:
+            self._redirect.close()
+        seconds = self.clock.now() - self.began
+        self.run.timings.append({"stage": self.name, "seconds": round(seconds, 2),
+                                 "load_start": self.load, "load_end": _load()})
+        if self.weighted:
+            self.clock.finish(self.name, seconds)
+
+
+def run_seed(seed: int, config: DemoConfig, folder: Path, progress: Progress) -> SeedRun:
+    """The whole recipe for one seed, within ``config.seconds_per_seed``."""
+    from hieroaction.models import build_tiny
+    from hieroaction.synth import SynthConfig, generate
+    from hieroaction.train.data import load_examples
+
+    clock = Clock(config.seconds_per_seed, config.stage_weights, config.budget.report_seconds)
+    stages = 6 + int(config.ablations)
+    progress.start_seed(clock, f"seed {seed}", stages)
+    run = SeedRun(seed=seed, folder=str(folder))
+    sft_path = find_recipe(config.recipes.sft)
+    hpl_path = find_recipe(config.recipes.hpl)
+
+    n_clips = config.data.clips(config.budget_minutes)
+    with _Stage(run, clock, progress, "data", "data", f"generating {n_clips} synthetic clips"):
+        summary = generate(
+            folder / "data",
+            SynthConfig(n=n_clips, seed=seed, val_fraction=config.data.val_fraction,
+                        test_fraction=config.data.test_fraction),
+            progress=False,
+        )
+        sft_config = sft_recipe(sft_path, model=folder / "model", output_dir=folder / "sft",
+                                records=summary.records_path, seed=seed)
+        progress.line(f"{summary.n} clips in {summary.seconds:.0f} s; decoding their frames into the cache")
+        splits = [sft_config.data.train_split, sft_config.data.eval_split or "val", TEST_SPLIT]
+        loaded = load_examples(sft_config.data, splits, targets=False, progress=False, limits={})
+        run.data = {
+            "clips": summary.n, "splits": summary.splits, "reference_rho": summary.reference_rho,
+            "generate_seconds": summary.seconds, "records": summary.records_path,
+            "frames": sft_config.data.frames.to_dict(),
+        }
+
+    with _Stage(run, clock, progress, "model", "model", f"building the {config.model_size} {config.family} model"):
+        build_tiny(config.family, folder / "model", size=config.model_size, seed=seed)
+
+    share = clock.share("sft")
+    with _Stage(run, clock, progress, "sft", "SFT cold start", f"{format_seconds(share)} for SFT", weighted=True):
+        run.sft = run_sft(sft_config, clock, progress, config.budget, share)
+
+    max_new_tokens = 0
+    for stage, recipe, out_name, title in (
+        ("hpl", hpl_path, "hpl", "HPL"),
+        *([("ablation", find_recipe(config.recipes.ablation), "hpl_score_only",
+            "GRPO score-only ablation")] if config.ablations else []),
+    ):
+        share = clock.share(stage)
+        with _Stage(run, clock, progress, stage, title, f"{format_seconds(share)} from the SFT checkpoint",
+                    weighted=True):
+            hpl_config = hpl_recipe(
+                recipe, model=folder / "sft", output_dir=folder / out_name,
+                records=summary.records_path, seed=seed,
+                max_seconds=max(1.0, share * config.budget.hpl_loop_fraction),
+            )
+            max_new_tokens = max_new_tokens or hpl_config.max_completion_length
+            outcome = run_hpl(hpl_config, clock, progress)
+            if stage == "hpl":
+                run.hpl = outcome
+            else:
+                run.ablation = outcome
+
+    models = {"sft": folder / "sft", "hpl": Path(run.hpl["best"])}
+    if run.ablation is not None:
+        models = {"sft": models["sft"], "grpo_score_only": Path(run.ablation["best"]), "hpl": models["hpl"]}
+    share = clock.share("evaluation")
+    with _Stage(run, clock, progress, "evaluation", "evaluation",
+                f"{format_seconds(share)} for {len(models)} models and 2 baselines", weighted=True):
+        run.models, run.evaluation, run.examples_html = evaluate_models(
+            models, loaded[TEST_SPLIT].records, loaded[sft_config.data.train_split].records,
+            sft_config.data, folder, config, config.evaluation.max_new_tokens or max_new_tokens,
+            clock, progress, share,
+        )
+    run.seconds = clock.elapsed()
+    return run
+
+
+def run_demo(config: DemoConfig, progress: Progress | None = None) -> DemoResult:
+    """Run the demo as configured; the Python entry point of ``hieroaction demo``.
+
+    Raises :class:`~hieroaction.errors.HieroActionError` (one sentence) for a bad output
+    folder, a missing recipe or a bad setting, before anything is trained.
+    """
+    import torch
+
+    from hieroaction.demo.report import write_outputs
+    from hieroaction.demo.summary import summarise
+    from hieroaction.train.hpl import HPLConfig
+    from hieroaction.train.sft import SFTConfig
+
+    progress = progress or Progress(config.progress)
+    started = time.monotonic()
+    out = Path(config.out_dir).expanduser()
+    # Every recipe is read and checked before the first clip is rendered.
+    for path, cls in ((config.recipes.sft, SFTConfig), (config.recipes.hpl, HPLConfig),
+                      *([(config.recipes.ablation, HPLConfig)] if config.ablations else [])):
+        load_recipe(cls, find_recipe(path), {"model": "placeholder", "output_dir": "placeholder",
+                                             "data.records": "placeholder"})
+    prepare_output(out, config.overwrite)
+    torch.set_num_threads(config.threads)
+    _quiet_libraries()
+    info = {
+        "command": " ".join(["hieroaction"] + sys.argv[1:]) if sys.argv and sys.argv[0].endswith("hieroaction") else None,
+        "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": config.threads,
+        "load_average_start": list(os.getloadavg()),
+        "config": config_to_dict(config),
+    }
+    seeds = [config.first_seed + i for i in range(config.seeds)]
+    progress.note(
+        f"{len(seeds)} seed(s) x {format_seconds(config.seconds_per_seed)}"
+        f"{' (with the ablation)' if config.ablations else ''}; output in {out}"
+    )
+    runs: list[SeedRun] = []
+    result: DemoResult | None = None
+    for seed in seeds:
+        runs.append(run_seed(seed, config, out / f"seed-{seed}", progress))
+        info["seconds"] = time.monotonic() - started
+        info["load_average_end"] = list(os.getloadavg())
+        summary = summarise(runs, config)
+        report, metrics = write_outputs(out, runs, summary, config, info)
+        result = DemoResult(config, runs, summary, report, metrics, info["seconds"], info)
+        progress.note(f"seed {seed} done in {format_seconds(runs[-1].seconds)}; report: {report}")
+    assert result is not None
+    (out / MARKER).write_text(json.dumps({"complete": True, "seconds": result.seconds}) + "\n",
+                              encoding="utf-8")
+    return result
+
+
+def _quiet_libraries() -> None:
+    """Progress bars of model saving and loading would interleave with the demo's lines."""
+    try:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+        hf_logging.set_verbosity_error()
+    except ImportError:  # pragma: no cover - transformers is a dependency
+        pass
+
+
+__all__ = [
+    "DemoResult",
+    "MODEL_TITLES",
+    "SeedRun",
+    "evaluate_models",
+    "hpl_recipe",
+    "load_recipe",
+    "prepare_output",
+    "run_demo",
+    "run_hpl",
+    "run_seed",
+    "run_sft",
+    "sft_recipe",
+]

@@ -1,0 +1,57 @@
+"""Mean and spread over seeds, HPL against SFT, and the targets."""
+
+from __future__ import annotations
+
+import pytest
+
+from hieroaction.demo.config import DemoConfig
+from hieroaction.demo.summary import hpl_vs_sft, spread, summarise
+
+from .fakes import seed_run
+
+
+def test_spread_ignores_undefined_values():
+    stats = spread([0.5, None, 0.7, float("nan")])
+    assert stats["n"] == 2
+    assert stats["mean"] == pytest.approx(0.6)
+    assert stats["std"] == pytest.approx(0.1414, abs=1e-4)
+    assert stats["min"] == 0.5 and stats["max"] == 0.7
+    assert spread([None])["mean"] is None
+    assert spread([0.3])["std"] is None
+
+
+def test_hpl_against_sft_counts_seeds_better_on_both_metrics():
+    runs = [
+        seed_run(0, sft_rho=0.70, hpl_rho=0.75, sft_rl2=3.0, hpl_rl2=2.5),  # better on both
+        seed_run(1, sft_rho=0.70, hpl_rho=0.72, sft_rl2=3.0, hpl_rl2=3.2),  # rho only
+        seed_run(2, sft_rho=0.80, hpl_rho=0.78, sft_rl2=3.0, hpl_rl2=2.0),  # R-l2 only
+    ]
+    versus = hpl_vs_sft(runs)
+    assert versus["seeds_better_on_both"] == 1
+    assert versus["spearman_gain"]["values"] == pytest.approx([0.05, 0.02, -0.02])
+    assert versus["rl2_x100_reduction"]["values"] == pytest.approx([0.5, -0.2, 1.0])
+
+
+def test_targets_report_met_and_unmet():
+    runs = [seed_run(0, 0.70, 0.85, 3.0, 2.0), seed_run(1, 0.72, 0.83, 3.0, 2.2)]
+    summary = summarise(runs, DemoConfig())
+    targets = {t["target"]: t for t in summary["targets"]}
+    assert targets["action accuracy"]["met"] is True
+    assert targets["Spearman rho"]["value"] == pytest.approx(0.84)
+    assert targets["Spearman rho"]["met"] is True
+    assert targets["Spearman rho above the difficulty oracle"]["met"] is True
+    assert targets["HPL better than SFT on rho (mean gain over seeds)"]["met"] is True
+    strict = DemoConfig()
+    strict.targets.spearman = 0.9
+    strict.targets.action_accuracy = 0.99
+    targets = {t["target"]: t for t in summarise(runs, strict)["targets"]}
+    assert targets["Spearman rho"]["met"] is False
+    assert targets["action accuracy"]["met"] is False
+    assert summary["models"]["mean_score"]["spearman"]["mean"] is None
+
+
+def test_a_missing_metric_is_not_measured_rather_than_failed():
+    run = seed_run(0, 0.7, 0.8, 3.0, 2.0)
+    run.models["hpl"]["step_sequence_accuracy"] = None
+    targets = {t["target"]: t for t in summarise([run], DemoConfig())["targets"]}
+    assert targets["step-sequence accuracy"]["met"] is None
