@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib import resources
 from pathlib import Path
+from typing import Any
+
+import yaml
 
 from hieroaction.data.records import Record
 from hieroaction.errors import DataError
@@ -79,3 +84,14 @@ def find_files(root: Path, pattern: str) -> list[Path]:
     if not root.is_dir():
         raise DataError(f"{root}: no such annotations folder")
     return sorted(p for p in root.rglob(pattern) if p.is_file())
+
+
+@lru_cache(maxsize=None)
+def dataset_description(filename: str) -> dict[str, Any]:
+    """The parsed dataset description ``domains/data/datasets/<filename>`` (file names, class
+    names, label sets, fps: each dataset's facts as data)."""
+    ref = resources.files("hieroaction.domains") / "data" / "datasets" / filename
+    data = yaml.safe_load(ref.read_text(encoding="utf-8"))
+    if not isinstance(data, dict):
+        raise DataError(f"{filename}: a dataset description must be a YAML mapping")
+    return data

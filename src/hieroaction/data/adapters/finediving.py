@@ -20,15 +20,12 @@ the record is kept with the run-derived steps.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
-from hieroaction.data.adapters.base import Adapter, LoadResult, Problem, find_file
+from hieroaction.data.adapters.base import Adapter, LoadResult, Problem, dataset_description, find_file
 from hieroaction.data.records import Action, Record, Score, Step, VideoRef
 from hieroaction.data.safe_pickle import (
     entry_error,
@@ -63,11 +60,9 @@ class FineDivingOptions:
     transit_tolerance: int = 0
 
 
-@lru_cache(maxsize=1)
 def dataset_facts() -> dict[str, Any]:
     """The parsed ``domains/data/datasets/finediving.yaml``."""
-    ref = resources.files("hieroaction.domains") / "data" / "datasets" / "finediving.yaml"
-    return yaml.safe_load(ref.read_text(encoding="utf-8"))
+    return dataset_description("finediving.yaml")
 
 
 def record_id(video_name: str, instance_id: int) -> str:

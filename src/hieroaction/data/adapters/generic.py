@@ -25,14 +25,11 @@ import math
 import os
 import re
 from collections.abc import Callable, Iterable, Sequence
-from functools import lru_cache
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import yaml
 
-from hieroaction.data.adapters.base import Adapter, LoadResult, Problem
+from hieroaction.data.adapters.base import Adapter, LoadResult, Problem, dataset_description
 from hieroaction.data.records import BadLine, Record, iter_jsonl
 from hieroaction.errors import DataError
 
@@ -46,16 +43,6 @@ ATTRIBUTE_PREFIX = "attribute:"
 
 
 # --------------------------------------------------------------------------- shared helpers
-
-
-@lru_cache(maxsize=None)
-def dataset_description(filename: str) -> dict[str, Any]:
-    """The parsed dataset description ``domains/data/datasets/<filename>`` (class names, fps...)."""
-    ref = resources.files("hieroaction.domains") / "data" / "datasets" / filename
-    data = yaml.safe_load(ref.read_text(encoding="utf-8"))
-    if not isinstance(data, dict):
-        raise DataError(f"{filename}: a dataset description must be a YAML mapping")
-    return data
 
 
 def locate_clip(root: Path | None, candidates: Iterable[str]) -> tuple[str | None, str | None]:

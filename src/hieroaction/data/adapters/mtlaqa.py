@@ -20,15 +20,12 @@ codes (meanings in ``domains/data/datasets/mtl_aqa.yaml``); both are cross-check
 
 from __future__ import annotations
 
-from functools import lru_cache
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
-from hieroaction.data.adapters.base import Adapter, LoadResult, Problem, find_file
+from hieroaction.data.adapters.base import Adapter, LoadResult, Problem, dataset_description, find_file
 from hieroaction.data.records import Action, Record, Score, VideoRef
 from hieroaction.data.safe_pickle import (
     entry_error,
@@ -59,11 +56,9 @@ _KEYS = "a dict of (video, dive_idx) -> annotation"
 _CODE_FIELDS = ("rotation_type", "ss_no", "tw_no", "position", "armstand")
 
 
-@lru_cache(maxsize=1)
 def dataset_facts() -> dict[str, Any]:
     """The parsed ``domains/data/datasets/mtl_aqa.yaml``."""
-    ref = resources.files("hieroaction.domains") / "data" / "datasets" / "mtl_aqa.yaml"
-    return yaml.safe_load(ref.read_text(encoding="utf-8"))
+    return dataset_description("mtl_aqa.yaml")
 
 
 def record_id(video: int, dive: int) -> str:
