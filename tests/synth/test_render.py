@@ -98,19 +98,30 @@ def test_missing_codec_and_bad_render_settings():
         render_clip(_with(step_frames=(8, 0, 9)))
 
 
-def test_x264_instruction_set_cap_changes_speed_not_bytes(tmp_path):
-    # x264's SIMD levels from SSSE3 up are bit-exact with one another, so capping them (to stay
-    # off the AVX-512 paths, see VideoConfig.x264_asm) must leave the encoded bytes unchanged.
+def test_x264_instruction_set_cap_is_deterministic_and_keeps_the_picture(tmp_path):
+    # Capping x264's SIMD level (to stay off the AVX-512 paths, see VideoConfig.x264_asm) must
+    # give the same bytes on every encode at that level, and the same picture as x264's own
+    # choice. The levels are NOT byte-identical with one another on every CPU (CI's differed),
+    # so across levels the decoded frames are compared, within the encoder's CRF tolerance.
     if pick_codec(("libx264", "none")) != "libx264":
         pytest.skip("this PyAV build has no libx264")
     from hieroaction.synth.render import VideoConfig
 
     frames = render_clip(SPEC)
-    encoded = []
-    for level in ("auto", "AVX2", "AVX"):
-        path = tmp_path / f"{level}.mp4"
-        write_video(frames, path, 12.0, "libx264", VideoConfig(x264_asm=level))
-        encoded.append(path.read_bytes())
-    assert encoded[0] == encoded[1] == encoded[2]
+    decoded = {}
+    for level in ("AVX2", "AVX", "auto"):
+        encoded = []
+        for attempt in range(2 if level != "auto" else 1):
+            path = tmp_path / f"{level}-{attempt}.mp4"
+            write_video(frames, path, 12.0, "libx264", VideoConfig(x264_asm=level))
+            encoded.append(path.read_bytes())
+        assert len(set(encoded)) == 1, f"two encodes at {level} differ"
+        with av.open(str(path)) as container:
+            decoded[level] = np.stack(
+                [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]).astype(int)
+    for level in ("AVX", "auto"):
+        diff = np.abs(decoded[level] - decoded["AVX2"])
+        assert diff.shape == (len(frames), *frames.shape[1:])
+        assert diff.mean() < 0.5 and np.percentile(diff, 99.9) <= 16
     with pytest.raises(ConfigError, match="video.x264_asm must be 'auto' or one of"):
         VideoConfig(x264_asm="SSE2")
