@@ -49,29 +49,40 @@ class RenderConfig:
     board_thickness: float = 0.035
     board_bounce: float = 0.03
     takeoff_x: float = 0.17
-    ring_colour: tuple[int, int, int] = (235, 235, 235)
+    # None: the rings take a darker shade of the figure's (take-off) colour, so the take-off
+    # kind also shows as large rings during the turns, and the figure stays distinct from them
+    ring_colour: tuple[int, int, int] | None = None
+    ring_shade: float = 0.7
+    axis_colour: tuple[int, int, int] = (235, 235, 235)
     ring_centre: tuple[float, float] = (0.60, 0.42)
     ring_first_radius: float = 0.16
     ring_spacing: float = 0.08
     ring_width: float = 0.022
     axis_radius: float = 0.018
     body_length: float = 0.26
-    body_width: float = 0.07
-    head_radius: float = 0.05
+    body_width: float = 0.10
+    head_radius: float = 0.08
     head_colour: tuple[int, int, int] = (255, 255, 255)
     splash_colour: tuple[int, int, int] = (240, 248, 255)
     # How visible each quality point lost is.
-    lean_deg_per_point: float = 4.0
-    wobble_per_point: float = 0.013
-    entry_tilt_deg_per_point: float = 4.0
-    splash_base: float = 0.02
-    splash_width_per_point: float = 0.024
-    splash_height_ratio: float = 0.8
+    lean_deg_per_point: float = 7.0
+    wobble_per_point: float = 0.02
+    entry_tilt_deg_per_point: float = 7.0
+    splash_base: float = 0.03
+    splash_width_per_point: float = 0.035
+    # The splash's shape tells the entry kind: a tall column for head-first entries, a low
+    # dome for feet-first ones; its width tells the quality.
+    splash_height_ratio: float = 0.5
+    head_first_splash_height_ratio: float = 1.3
     # Entry timing: where the leading end starts, when (fraction of the step) it meets the
     # water, and how long (fraction of the step) the splash takes to reach full size.
     entry_start_y: float = 0.50
-    entry_contact: float = 0.5
+    entry_contact: float = 0.65
     splash_rise: float = 0.3
+    # Speed after contact as a fraction of the fall's: below 1 the trailing end stays above the
+    # splash to the end of the clip (the head for feet-first entries, the coloured feet for
+    # head-first ones), so the entry kind shows in the last frame too.
+    sink_speed: float = 0.15
 
     def __post_init__(self) -> None:
         if self.size < 32 or self.size % 2:
@@ -177,13 +188,20 @@ def _takeoff_frame(spec: ClipSpec, config: RenderConfig, t: float) -> np.ndarray
     return canvas.pixels()
 
 
+def ring_colour(spec: ClipSpec, config: RenderConfig) -> RGB:
+    """The rings' colour: ``config.ring_colour``, or the take-off colour's shade."""
+    if config.ring_colour is not None:
+        return config.ring_colour
+    return tuple(round(c * config.ring_shade) for c in spec.colour)
+
+
 def _turns_frame(spec: ClipSpec, config: RenderConfig, t: float) -> np.ndarray:
     canvas = _scene(config)
     cx, cy = config.ring_centre
     for k in range(spec.turns):
         canvas.ring((cx, cy), config.ring_first_radius + k * config.ring_spacing,
-                    config.ring_width, config.ring_colour)
-    canvas.disc((cx, cy), config.axis_radius, config.ring_colour)
+                    config.ring_width, ring_colour(spec, config))
+    canvas.disc((cx, cy), config.axis_radius, config.axis_colour)
     lost = spec.quality_max - spec.qualities[1]
     angle = 2.0 * math.pi * spec.turns * t
     swing = spec.swing_side * lost * config.wobble_per_point
@@ -203,24 +221,36 @@ def _entry_frame(spec: ClipSpec, config: RenderConfig, t: float) -> np.ndarray:
     tilt = spec.tilt_sign * math.radians(lost * config.entry_tilt_deg_per_point)
     speed = (config.water_line - config.entry_start_y) / config.entry_contact
     x = config.ring_centre[0]
-    lead = (x, config.entry_start_y + speed * t)
+    depth = speed * min(t, config.entry_contact)
+    depth += speed * config.sink_speed * max(0.0, t - config.entry_contact)
+    lead = (x, config.entry_start_y + depth)
     # The body points down from its trailing end to its leading end, tilted by ``tilt``.
     trail = (lead[0] - config.body_length * math.sin(tilt),
              lead[1] - config.body_length * math.cos(tilt))
-    if spec.head_first:
-        canvas.body(trail, lead, spec.colour)
-    else:
-        canvas.body(lead, trail, spec.colour)
+
+    def figure() -> None:
+        if spec.head_first:
+            canvas.body(trail, lead, spec.colour)
+        else:
+            canvas.body(lead, trail, spec.colour)
+
+    figure()
     _water(canvas)
     if t >= config.entry_contact:
         grown = min(1.0, (t - config.entry_contact) / config.splash_rise + 0.34)
         width = (config.splash_base + lost * config.splash_width_per_point) * grown
-        height = width * config.splash_height_ratio
+        ratio = config.head_first_splash_height_ratio if spec.head_first else config.splash_height_ratio
+        height = width * ratio
         canvas.draw.ellipse(
             ((x - width) * canvas.px, (config.water_line - height) * canvas.px,
              (x + width) * canvas.px, (config.water_line + height / 4) * canvas.px),
             fill=config.splash_colour,
         )
+        if config.sink_speed < 1.0:
+            # the part still above the water is in front of the splash (which then rests on
+            # the water line)
+            figure()
+            _water(canvas)
     return canvas.pixels()
 
 
