@@ -14,6 +14,7 @@ from hieroaction.config import load_config
 from hieroaction.errors import ConfigError, HieroActionError
 from hieroaction.models.tiny import build_tiny
 from hieroaction.synth import generate
+from hieroaction.rewards import completion_text, register
 from hieroaction.train.hpl import HPLConfig, HPLTrainer, check_inputs
 
 TOY = Path(__file__).with_name("hpl_toy_run.py")
@@ -51,6 +52,26 @@ def test_sampling_logprobs_equal_the_training_forward_pass(setup, tmp_path):
     assert (without_video[mask] - rollout.logprobs[mask]).abs().max() > 1e-3
     # no vision token is ever sampled
     assert not torch.isin(rollout.completion_ids, torch.tensor(trainer.blocked_ids)).any()
+
+
+def test_qwen3_vl_deepstack_path_keeps_generation_and_training_equal(tmp_path):
+    # Qwen3-VL's vision output carries deepstack features; the once-per-group encoding copies
+    # them to every row of the group as well
+    model = build_tiny("qwen3_vl", tmp_path / "model")
+    generate(tmp_path / "synth", n=6, seed=0, progress=False)
+    args = [f"model={model}", f"data.records={tmp_path / 'synth' / 'records.jsonl'}",
+            f"output_dir={tmp_path / 'run'}", f"data.cache_dir={tmp_path / 'cache'}", "group_size=3",
+            "max_completion_length=10", "temperature=0.7", "data.frames.num_frames=4",
+            "data.frames.factor=32", "data.frames.clip_budget=true",
+            "data.frames.min_pixels=32768", "data.frames.max_pixels=131072"]
+    trainer = HPLTrainer(load_config(HPLConfig, None, args))
+    example = trainer.example(trainer.train_set, 0)
+    torch.manual_seed(0)
+    rollout = trainer.rollout(example)
+    trained = trainer.sequence_logprobs(trainer.model, example, rollout.completion_ids, rollout.completion_mask)
+    mask = rollout.completion_mask.bool()
+    assert mask.sum() > 0
+    assert torch.allclose(trained[mask], rollout.logprobs[mask], atol=1e-4)
 
 
 def test_the_vision_tower_receives_gradient(setup, tmp_path):
@@ -142,9 +163,9 @@ def test_two_processes_on_cpu_end_with_identical_parameters(setup, tmp_path):
     assert all(torch.equal(rank0[k], rank1[k]) for k in rank0)
     first = _trainable(out / "checkpoint-000001")
     assert any(not torch.equal(rank0[k], first[k]) for k in rank0), "training did not change the parameters"
-    # metrics are logged once per step, by the main process only
+    # metrics are logged once per step (0: the starting model's validation), by the main process only
     steps = [json.loads(line)["step"] for line in (out / "metrics.jsonl").read_text().splitlines()]
-    assert steps == [1, 2, 3]
+    assert steps == [0, 1, 2, 3]
 
 
 def test_a_time_budget_stops_after_a_whole_step_and_saves(setup, tmp_path):
@@ -157,3 +178,33 @@ def test_a_time_budget_stops_after_a_whole_step_and_saves(setup, tmp_path):
 
 def ckpt_steps(out):
     return [int(p.name.split("-")[1]) for p in sorted(out.glob("checkpoint-*"))]
+
+
+def test_the_starting_model_is_validated_and_can_stay_best(setup, tmp_path):
+    out = tmp_path / "start"
+    trainer = HPLTrainer(_config(setup, out, "max_steps=1", "eval_steps=1", "eval_samples=2",
+                                 "data.eval_split=train", "learning_rate=0.5"))
+    result = trainer.train()
+    start, step = trainer.history[0], trainer.history[1]
+    assert start["step"] == 0 and "val/reward" in start
+    assert step["step"] == 1 and "val/reward" in step
+    # best/ holds whichever validated higher, the start included
+    assert result["best_metrics"]["step"] == (0 if start["val/reward"] >= step["val/reward"] else 1)
+    lines = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [row["step"] for row in lines] == [0, 1]
+
+
+def _angle_brackets(completions, **_):
+    return [completion_text(x).count("<") / 10 for x in completions]
+
+
+def test_grpo_raises_a_learnable_reward(setup, tmp_path):
+    # the trainer optimises in the right direction: a reward for writing "<" grows within 40 steps
+    register("angle_brackets", _angle_brackets, "structure", ())
+    trainer = HPLTrainer(_config(setup, tmp_path / "learn", "data.eval_split=none", "group_size=8",
+                                 "prompts_per_step=2", "max_completion_length=16", "learning_rate=1e-3",
+                                 "loss_type=dr_grpo", "rewards.weights={angle_brackets: 1.0}",
+                                 "rewards.composition.mode=sum"))
+    totals = [trainer.train_step()["metrics"]["reward/total"] for _ in range(40)]
+    first, last = sum(totals[:10]) / 10, sum(totals[-10:]) / 10
+    assert last > 2 * first and last - first > 0.01, (first, last)

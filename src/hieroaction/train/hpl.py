@@ -12,7 +12,10 @@ for video VLMs rather than adapted to them:
   log-probabilities of sampled tokens at generation time equal the training pass's (a test
   checks both, and that the vision tower receives gradient);
 * checkpoints are atomic and hold the optimizer, scheduler, data position and every process's
-  random state, so a run killed with ``kill -9`` resumes with no lost or repeated step.
+  random state, so a run killed with ``kill -9`` resumes with no lost or repeated step;
+* on GPU machines, ``rollout_backend: vllm`` samples with a vLLM engine colocated in each process
+  (:mod:`hieroaction.train.vllm_rollout`); the sampling-time log-probabilities are then those of a
+  no-grad forward pass of the policy, with vLLM's own as a truncated importance-sampling weight.
 
 Override points for a variant: :meth:`HPLTrainer.rollout`, :meth:`HPLTrainer.rewards_for`,
 :meth:`HPLTrainer.loss_for_group`, :meth:`HPLTrainer.evaluate`.
@@ -45,10 +48,21 @@ from hieroaction.train.objective import (
     group_advantages,
     policy_loss,
     token_logprobs,
+    truncated_importance_weights,
     zero_spread_groups,
 )
+from hieroaction.train.objective import completion_mask as _completion_mask
 from hieroaction.train.data import DataConfig, ExampleSet, LoadedData, load_examples
 from hieroaction.train.sft import LoraSettings, looks_like_hub_id, resolve_model_path
+from hieroaction.train.vllm_rollout import (
+    VLLMRollout,
+    VLLMSettings,
+    allowed_token_ids,
+    build_request,
+    completions_to_tensors,
+    sampling_kwargs,
+    vllm_unavailable_reason,
+)
 
 VISION_TOKENS = (VIDEO_TOKEN, IMAGE_TOKEN, VISION_START_TOKEN, VISION_END_TOKEN)
 VIDEO_FIELDS = ("pixel_values_videos", "video_grid_thw", "second_per_grid_ts")
@@ -69,6 +83,9 @@ class HPLConfig:
     prompts_per_step: int = 2  # per process
     temperature: float = 1.0
     max_completion_length: int = 256
+    # rollouts: Hugging Face generate, or a vLLM engine colocated in every process (GPU only)
+    rollout_backend: Literal["hf", "vllm"] = "hf"
+    vllm: VLLMSettings = field(default_factory=VLLMSettings)
     zero_spread: Literal["keep", "skip", "resample"] = "skip"
     max_resample: int = 2
     # objective
@@ -95,6 +112,8 @@ class HPLConfig:
     log_samples: int = 2  # completions written to samples.jsonl per logging step
     eval_steps: int = 0  # validation every N steps (0: only at the end)
     eval_samples: int = 32  # validation records scored per evaluation (data.eval_split)
+    # validate the starting model too (step 0), so best/ is the start when no step beats it
+    eval_at_start: bool = True
     resume: bool = True  # continue from the newest checkpoint in output_dir when there is one
 
     def __post_init__(self) -> None:
@@ -118,6 +137,7 @@ class Example:
     record: Record
     inputs: dict[str, torch.Tensor]
     columns: dict[str, Any]
+    request: Any = None  # the vLLM request (prompt text, frames, metadata) with rollout_backend vllm
 
 
 @dataclass
@@ -129,6 +149,9 @@ class Rollout:
     completion_mask: torch.Tensor  # (G, T) 1 up to and including the end-of-turn token
     logprobs: torch.Tensor  # (G, T) at sampling time
     texts: list[str]
+    # vLLM rollouts only: the sampler's own log-probabilities and the truncated importance weights
+    sampler_logprobs: torch.Tensor | None = None  # (G, T)
+    token_weights: torch.Tensor | None = None  # (G, T)
 
 
 def check_inputs(config: HPLConfig) -> tuple[LoadedData, HierarchicalReward]:
@@ -140,6 +163,8 @@ def check_inputs(config: HPLConfig) -> tuple[LoadedData, HierarchicalReward]:
         raise ConfigError("no model given; set model to an SFT checkpoint or a base model folder")
     if not Path(config.model).is_dir() and not looks_like_hub_id(config.model):
         raise ConfigError(f"{config.model}: no such model folder (and not a hub id like Qwen/Qwen2.5-VL-7B-Instruct)")
+    if config.rollout_backend == "vllm" and (reason := vllm_unavailable_reason()):
+        raise ConfigError(reason)
     reward = HierarchicalReward(config.rewards)
     if not config.data.records:
         raise ConfigError("config key 'data.records' is required (a unified-records JSONL file)")
@@ -190,6 +215,10 @@ class HPLTrainer:
         self.output_dir = Path(config.output_dir)
         torch.manual_seed(config.seed + self.accelerator.process_index)
         self._load_model()
+        self.vllm: VLLMRollout | None = None
+        self._vllm_step: int | None = None  # the step whose weights the engine holds
+        if config.rollout_backend == "vllm":
+            self._start_vllm()
         self.examples: dict[str, Example] = {}
         self.step = 0
         self.consumed = 0  # prompts consumed by all processes together
@@ -248,6 +277,33 @@ class HPLTrainer:
         self.eos_ids = sorted({i for i in (end, tok.eos_token_id) if i is not None})
         self.pad_id = tok.pad_token_id if tok.pad_token_id is not None else self.eos_ids[0]
 
+    def _start_vllm(self) -> None:
+        """Build this process's colocated vLLM engine (see :mod:`hieroaction.train.vllm_rollout`)."""
+        from accelerate.utils import DistributedType
+
+        acc, config = self.accelerator, self.config
+        zero3 = acc.distributed_type == DistributedType.DEEPSPEED and getattr(
+            acc.state.deepspeed_plugin, "zero_stage", None) == 3
+        if acc.distributed_type == DistributedType.FSDP or zero3:
+            raise ConfigError(
+                "rollout_backend 'vllm' needs whole weights in every process (one process, DDP or "
+                "DeepSpeed ZeRO-1/2); FSDP and ZeRO-3 shard them, so use rollout_backend 'hf' there"
+            )
+        tok = self.processor.tokenizer
+        vocab = self.policy.get_output_embeddings().weight.shape[0]
+        self._vllm_allowed = allowed_token_ids(vocab, self.blocked_ids)
+        self.vllm = VLLMRollout(
+            str(resolve_model_path(config.model)), config.vllm, self.family, self.processor.video,
+            seed=config.seed + acc.process_index, process_index=acc.process_index,
+            local_process_index=acc.local_process_index, num_processes=acc.num_processes,
+            decode=lambda ids: tok.decode(ids, skip_special_tokens=False),
+        )
+        acc.wait_for_everyone()  # every engine is up before any process goes on
+        _log(acc.is_main_process,
+             f"rollouts: vLLM, one engine colocated in each of {acc.num_processes} process(es) "
+             f"(gpu_memory_utilization {config.vllm.gpu_memory_utilization}, "
+             f"importance-sampling cap {config.vllm.importance_sampling_cap})")
+
     @property
     def policy(self) -> Any:
         """The model without its distributed wrapper (for generate and saving)."""
@@ -259,12 +315,17 @@ class HPLTrainer:
         if record.id not in self.examples:
             item = split[index]
             inputs = self.processor(item.messages, item.clip)
+            request = None
+            if self.vllm is not None:
+                prompt = self.processor.apply_chat_template(item.messages, add_generation_prompt=True)
+                request = build_request(prompt, item.clip, self.processor.video, self.family,
+                                        inputs["input_ids"][0].tolist())
             columns = reward_columns(record, default_fps=item.clip.fps)
             if columns["score_range"] is None:
                 # a domain without a published range: the training split's own
                 score_range = _split_range(self.train_records)
                 columns["score_range"] = list(score_range) if score_range else None
-            self.examples[record.id] = Example(record, inputs, columns)
+            self.examples[record.id] = Example(record, inputs, columns, request)
         return self.examples[record.id]
 
     # ----- data order -------------------------------------------------------------------------
@@ -288,11 +349,13 @@ class HPLTrainer:
 
     # ----- sampling and scoring -----------------------------------------------------------------
 
-    def _batched(self, inputs: dict[str, torch.Tensor], n: int) -> dict[str, torch.Tensor]:
+    def _batched(self, inputs: dict[str, torch.Tensor], n: int, skip: Sequence[str] = ()) -> dict[str, torch.Tensor]:
         device = self.accelerator.device
         out = {}
         for key, value in inputs.items():
-            if key in ("pixel_values_videos", "video_grid_thw", "second_per_grid_ts"):
+            if key in skip:
+                continue
+            if key in VIDEO_FIELDS:
                 reps = (n,) + (1,) * (value.dim() - 1)
                 out[key] = value.repeat(*reps).to(device)
             else:
@@ -301,15 +364,25 @@ class HPLTrainer:
 
     @torch.no_grad()
     def rollout(self, example: Example, n: int | None = None, greedy: bool = False) -> Rollout:
-        """Sample ``n`` (default G) completions and their sampling-time log-probabilities."""
+        """Sample ``n`` (default G) completions and their sampling-time log-probabilities.
+
+        The prompt goes in once with ``num_return_sequences=n``: generate encodes the video once
+        and copies the encoder output to the ``n`` rows, instead of running the vision tower on
+        ``n`` copies of the same frames. With ``rollout_backend: vllm``, sampling (not the greedy
+        answers of validation) goes to :meth:`_vllm_rollout`.
+        """
         n = n or self.config.group_size
-        inputs = self._batched(example.inputs, n)
+        if self.vllm is not None and not greedy:
+            return self._vllm_rollout(example, n)
+        device = self.accelerator.device
+        inputs = {key: value.to(device) for key, value in example.inputs.items()}  # one copy: generate expands
         policy = self.policy
         was_training = policy.training
         policy.eval()
         out = policy.generate(
             **inputs,
             do_sample=not greedy,
+            num_return_sequences=n,
             temperature=self.config.temperature if not greedy else None,
             top_k=0 if not greedy else None,
             top_p=1.0 if not greedy else None,
@@ -329,19 +402,79 @@ class HPLTrainer:
         texts = self.processor.batch_decode(completion * mask + self.pad_id * (1 - mask))
         return Rollout(example, completion, mask, logprobs * mask, texts)
 
+    def _vllm_rollout(self, example: Example, n: int) -> Rollout:
+        """``n`` completions sampled by the colocated vLLM engine.
+
+        The engine gets the policy's weights once per step. The "old" log-probabilities are then
+        computed by a no-grad forward pass of the policy on the example's own inputs (in chunks of
+        ``forward_batch_size``, as the loss pass), so the ratio of the first update is 1 up to
+        floating-point noise; vLLM's log-probabilities of the same tokens give the truncated
+        importance weights ``min(exp(old - vllm), cap)`` of the loss.
+        """
+        config = self.config
+        if self._vllm_step != self.step:
+            self.vllm.load_weights(self.policy)
+            self._vllm_step = self.step
+        kwargs = sampling_kwargs(n, config.temperature, config.max_completion_length,
+                                 self._vllm_allowed, self.eos_ids)
+        completions = self.vllm.sample(example.request, kwargs)
+        device = self.accelerator.device
+        ids, mask, sampler = (t.to(device) for t in completions_to_tensors(completions, self.eos_ids, self.pad_id))
+        policy = self.policy
+        was_training = policy.training
+        policy.eval()
+        chunk = config.forward_batch_size or ids.shape[0]
+        old = torch.cat([
+            self.sequence_logprobs(policy, example, ids[s : s + chunk], mask[s : s + chunk])
+            for s in range(0, ids.shape[0], chunk)
+        ])
+        policy.train(was_training)
+        old = old * mask
+        weights = truncated_importance_weights(old, sampler, mask, config.vllm.importance_sampling_cap)
+        texts = self.processor.batch_decode(ids * mask + self.pad_id * (1 - mask))
+        return Rollout(example, ids, mask, old, texts, sampler_logprobs=sampler, token_weights=weights)
+
+    def _encode_video_once(self, model: Any, example: Example, n: int) -> dict[str, Any] | None:
+        """The clip through the vision tower once, its output shared by ``n`` rows (gradient
+        flows back through every row), as ``mm_encoder_outputs``; None where that cannot be done.
+
+        Only in a single process: under DDP/FSDP/DeepSpeed the vision tower must run inside the
+        wrapped model's own forward, so there the ``n`` copies of the pixels go through it.
+        """
+        pixels = example.inputs.get("pixel_values_videos")
+        if self.accelerator.num_processes != 1 or pixels is None:
+            return None
+        encode = getattr(self.accelerator.unwrap_model(model), "get_video_features", None)
+        if encode is None:
+            return None
+        device = self.accelerator.device
+        encoded = encode(pixels.to(device), example.inputs["video_grid_thw"].to(device), return_dict=True)
+        encoded.pooler_output = list(encoded.pooler_output) * n
+        deepstack = getattr(encoded, "deepstack_features", None)
+        if deepstack is not None:
+            encoded.deepstack_features = [list(layer) * n for layer in deepstack]
+        return {"video": encoded}
+
     def sequence_logprobs(
         self, model: Any, example: Example, completion_ids: torch.Tensor, completion_mask: torch.Tensor
     ) -> torch.Tensor:
-        """Log-probabilities of ``completion_ids`` in a training forward pass with the video."""
-        n = completion_ids.shape[0]
-        inputs = self._batched(example.inputs, n)
-        prompt_len = inputs["input_ids"].shape[1]
+        """Log-probabilities of ``completion_ids`` in a training forward pass with the video.
+
+        The pass sees the same pixels, grid and position fields as generation; the vision tower
+        runs once per group (:meth:`_encode_video_once`) and the language-model head only on the
+        completion's positions (``logits_to_keep``).
+        """
+        n, length = completion_ids.shape
+        encoded = self._encode_video_once(model, example, n)
+        inputs = self._batched(example.inputs, n, skip=("pixel_values_videos",) if encoded else ())
+        if encoded:
+            inputs["mm_encoder_outputs"] = encoded
         inputs["input_ids"] = torch.cat([inputs["input_ids"], completion_ids], dim=1)
         inputs["attention_mask"] = torch.cat([inputs["attention_mask"], completion_mask], dim=1)
         if "mm_token_type_ids" in inputs:
             text = torch.zeros_like(completion_ids)
             inputs["mm_token_type_ids"] = torch.cat([inputs["mm_token_type_ids"], text], dim=1)
-        logits = model(**inputs, use_cache=False).logits[:, prompt_len - 1 : -1]
+        logits = model(**inputs, use_cache=False, logits_to_keep=length + 1).logits[:, :-1]
         return token_logprobs(logits, completion_ids, self.config.temperature, self.blocked_ids)
 
     def rewards_for(self, rollouts: Sequence[Rollout]) -> list[Any]:
@@ -364,6 +497,7 @@ class HPLTrainer:
             sl = slice(start, start + chunk)
             ids, mask = rollout.completion_ids[sl], rollout.completion_mask[sl]
             logp = self.sequence_logprobs(self.model, rollout.example, ids, mask)
+            weights = None if rollout.token_weights is None else rollout.token_weights[sl].to(logp.device)
             ref = None
             if config.beta > 0:
                 with torch.no_grad():
@@ -376,6 +510,7 @@ class HPLTrainer:
                 logp, rollout.logprobs[sl], advantages[sl].to(logp.device), mask,
                 loss_type=config.loss_type, clip_low=config.clip_low, clip_high=config.clip_high,
                 beta=config.beta, ref_logp=ref, max_completion_length=config.max_completion_length,
+                token_weights=weights,
             )
             weight = ids.shape[0] / n
             total = out.loss * weight if total is None else total + out.loss * weight
@@ -451,6 +586,8 @@ class HPLTrainer:
             for key, value in result.log().items():
                 per_component.setdefault(key, []).append(value)
         metrics.update({k: float(np.mean(v)) for k, v in per_component.items()})
+        if any(r.token_weights is not None for r in rollouts):
+            metrics.update(_sampler_metrics(rollouts, config.vllm.importance_sampling_cap))
         metrics = self._reduce(metrics)
         samples = [
             {"step": self.step, "id": r.example.record.id, "text": r.texts[0], "reward": results[i * G].total}
@@ -579,6 +716,12 @@ class HPLTrainer:
         if main:
             _write_jsonl(self.output_dir / "metrics.jsonl", self.history)
         started = time.monotonic()
+        if config.eval_at_start and self.val_records and self.step == 0:
+            start_eval = self._evaluate_and_keep_best()
+            if main and start_eval:
+                _append_jsonl(self.output_dir / "metrics.jsonl", {"step": 0, **start_eval})
+                _log(main, "start: " + ", ".join(f"{k} {v:.4g}" for k, v in start_eval.items()))
+            self.history.append({"step": 0, **start_eval})
         while self.step < config.max_steps:
             if config.max_seconds is not None and self._out_of_time(started):
                 _log(main, f"time budget of {config.max_seconds:.0f} s reached at step {self.step}")
@@ -640,13 +783,29 @@ class HPLTrainer:
         return metrics
 
 
-def _completion_mask(completion: torch.Tensor, eos_ids: Sequence[int]) -> torch.Tensor:
-    """1 for tokens up to and including the first end-of-turn token, 0 after it."""
-    is_end = torch.zeros_like(completion, dtype=torch.bool)
-    for i in eos_ids:
-        is_end |= completion == i
-    after_end = (is_end.long().cumsum(dim=1) - is_end.long()) > 0
-    return (~after_end).long()
+def _sampler_metrics(rollouts: Sequence[Rollout], cap: float) -> dict[str, float]:
+    """How far vLLM's sampling distribution is from the policy's, over the completion tokens:
+    the mean truncated importance weight, the share of weights cut at ``cap``, the mean absolute
+    log-probability gap, and the share of tokens vLLM gave no log-probability for (left out of
+    the gap; their weight is 1)."""
+    weights, gaps, missing = [], [], []
+    for r in rollouts:
+        if r.token_weights is None or r.sampler_logprobs is None:
+            continue
+        mask = r.completion_mask.bool()
+        weights.append(r.token_weights[mask].float().cpu())
+        gap = (r.logprobs - r.sampler_logprobs)[mask].float().cpu()
+        missing.append(torch.isnan(gap))
+        gaps.append(gap[~torch.isnan(gap)].abs())
+    w = torch.cat(weights) if weights else torch.zeros(0)
+    g = torch.cat(gaps) if gaps else torch.zeros(0)
+    m = torch.cat(missing) if missing else torch.zeros(0, dtype=torch.bool)
+    return {
+        "vllm/is_weight": float(w.mean()) if w.numel() else 1.0,
+        "vllm/is_capped_fraction": float((w >= cap).float().mean()) if w.numel() else 0.0,
+        "vllm/logprob_gap": float(g.mean()) if g.numel() else 0.0,
+        "vllm/missing_logprob_fraction": float(m.float().mean()) if m.numel() else 0.0,
+    }
 
 
 def _write_jsonl(path: Path, rows: Sequence[dict[str, Any]]) -> None:

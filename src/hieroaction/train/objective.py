@@ -8,8 +8,10 @@ Advantages (per group of G completions of one prompt):
     ``dapo``:    (r - mean) / (std + eps)
 
 Loss per token t of completion i, with ratio ``rho = exp(logp - old_logp)``:
-    ``-min(rho * A_i, clip(rho, 1 - eps_low, 1 + eps_high) * A_i) + beta * KL_t``
-with the k3 estimator ``KL = exp(ref - logp) - (ref - logp) - 1``. Aggregation:
+    ``-w_t * min(rho * A_i, clip(rho, 1 - eps_low, 1 + eps_high) * A_i) + beta * KL_t``
+with the k3 estimator ``KL = exp(ref - logp) - (ref - logp) - 1`` and an optional per-token weight
+``w_t`` (1 by default; the truncated importance-sampling correction of vLLM rollouts,
+:func:`truncated_importance_weights`). Aggregation:
     ``grpo``:    mean over each completion's tokens, then mean over completions;
     ``dr_grpo``: sum over all tokens / (completions x max completion length);
     ``dapo``:    sum over all tokens / number of tokens (token-level mean).
@@ -66,6 +68,7 @@ def policy_loss(
     beta: float = 0.0,
     ref_logp: torch.Tensor | None = None,
     max_completion_length: int | None = None,
+    token_weights: torch.Tensor | None = None,
 ) -> LossOutput:
     """The clipped surrogate loss over a batch of completions.
 
@@ -76,6 +79,8 @@ def policy_loss(
         mask: (N, T) 1 for completion tokens, 0 for padding.
         ref_logp: (N, T) under the frozen reference, needed when ``beta > 0``.
         max_completion_length: the length ``dr_grpo`` divides by (default: T).
+        token_weights: (N, T) detached weights multiplying each token's clipped surrogate (not
+            its KL term); ``None`` leaves the loss exactly as without weights.
     """
     mask = mask.to(logp.dtype)
     ratio = torch.exp(logp - old_logp)
@@ -83,6 +88,8 @@ def policy_loss(
     unclipped = ratio * adv
     clipped = torch.clamp(ratio, 1.0 - clip_low, 1.0 + clip_high) * adv
     per_token = -torch.min(unclipped, clipped)
+    if token_weights is not None:
+        per_token = per_token * token_weights.to(per_token.dtype)
     kl_mean = 0.0
     if beta > 0.0:
         if ref_logp is None:
@@ -90,7 +97,7 @@ def policy_loss(
         delta = ref_logp - logp
         kl = torch.exp(delta) - delta - 1.0
         per_token = per_token + beta * kl
-        kl_mean = float((kl * mask).sum() / mask.sum().clamp(min=1.0))
+        kl_mean = float(((kl * mask).sum() / mask.sum().clamp(min=1.0)).detach())
     tokens = mask.sum().clamp(min=1.0)
     if loss_type == "grpo":
         per_seq = (per_token * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
@@ -107,6 +114,33 @@ def policy_loss(
         clip_fraction = float((was_clipped.to(mask.dtype) * mask).sum() / tokens)
         ratio_mean = float((ratio * mask).sum() / tokens)
     return LossOutput(loss=loss, kl=kl_mean, clip_fraction=clip_fraction, ratio_mean=ratio_mean)
+
+
+def completion_mask(completion: torch.Tensor, eos_ids: Sequence[int]) -> torch.Tensor:
+    """1 for tokens up to and including the first end-of-turn token, 0 after it."""
+    is_end = torch.zeros_like(completion, dtype=torch.bool)
+    for i in eos_ids:
+        is_end |= completion == i
+    after_end = (is_end.long().cumsum(dim=1) - is_end.long()) > 0
+    return (~after_end).long()
+
+
+def truncated_importance_weights(
+    old_logp: torch.Tensor, sampler_logp: torch.Tensor, mask: torch.Tensor, cap: float
+) -> torch.Tensor:
+    """Per-token truncated importance weights ``min(exp(old_logp - sampler_logp), cap)``.
+
+    ``old_logp`` are the training policy's log-probabilities of the sampled tokens and
+    ``sampler_logp`` those reported by the engine that sampled them (vLLM): the weight corrects
+    for the two disagreeing (different kernels, precision), truncated at ``cap`` so a token the
+    sampler found very unlikely cannot dominate the update. A token whose sampler log-probability
+    is missing (NaN) gets weight 1; padding (``mask`` 0) gets 0. The result is detached.
+    """
+    with torch.no_grad():
+        missing = torch.isnan(sampler_logp)
+        delta = torch.where(missing, torch.zeros_like(old_logp), old_logp - sampler_logp)
+        weights = torch.exp(delta).clamp(max=cap)
+        return weights * mask.to(weights.dtype)
 
 
 def token_logprobs(
