@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-from hieroaction.config import load_config
+from hieroaction.config import load_config_with_flags
 from hieroaction.demo.config import DemoConfig
 
 # Command-line flags that set a config field directly: flag dest -> config key.
@@ -17,6 +17,10 @@ _FLAG_FIELDS = {
     "seed": "first_seed",
     "threads": "threads",
     "family": "family",
+    "model_size": "model_size",
+    "ablations": "ablations",
+    "overwrite": "overwrite",
+    "progress": "progress",
 }
 
 
@@ -38,30 +42,24 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--seeds", type=int, metavar="N",
                         help="repeat everything over N seeds and report mean and spread (default 1)")
     parser.add_argument("--seed", type=int, help="first seed (default 0)")
-    parser.add_argument("--ablations", action="store_true",
+    parser.add_argument("--ablations", action="store_const", const=True,
                         help="also run GRPO with the final-score reward only from the same SFT model")
     parser.add_argument("--threads", type=int,
                         help="torch threads (default 1: fastest on a busy 2-core machine)")
     parser.add_argument("--family", choices=["qwen2_5_vl", "qwen3_vl"], help="model family")
+    parser.add_argument("--model-size", choices=["tiny", "medium", "small"],
+                        help="size of the random model (default tiny, see docs/demo.md)")
     parser.add_argument("--config", metavar="FILE", help="YAML file of DemoConfig settings")
-    parser.add_argument("--overwrite", action="store_true", help="replace an earlier demo output in DIR")
-    parser.add_argument("--quiet", action="store_true", help="no progress lines")
+    parser.add_argument("--overwrite", action="store_const", const=True,
+                        help="replace an earlier demo output in DIR")
+    parser.add_argument("--quiet", dest="progress", action="store_const", const=False, help="no progress lines")
     parser.set_defaults(handler=run, accepts_overrides=True)
 
 
 def config_from_args(args: argparse.Namespace) -> DemoConfig:
     """The demo settings: config file, then key=value overrides, then explicit flags."""
     overrides = list(getattr(args, "overrides", None) or [])
-    for dest, key in _FLAG_FIELDS.items():
-        value = getattr(args, dest, None)
-        if value is not None:
-            overrides.append(f"{key}={value}")
-    for flag, key in (("ablations", "ablations"), ("overwrite", "overwrite")):
-        if getattr(args, flag, False):
-            overrides.append(f"{key}=true")
-    if getattr(args, "quiet", False):
-        overrides.append("progress=false")
-    return load_config(DemoConfig, getattr(args, "config", None), overrides)
+    return load_config_with_flags(DemoConfig, getattr(args, "config", None), overrides, args, _FLAG_FIELDS)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -22,7 +22,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
-import math
 import os
 import shutil
 import statistics
@@ -180,9 +179,15 @@ def run_sft(config: Any, clock: Clock, progress: Progress, budget: Any, share: f
 
     began = clock.now()
 
+    last_line = [0.0]
+
     def log_line(step: int, logs: dict[str, Any]) -> None:
+        # Validation points always; training losses at most every progress_seconds.
+        if "eval_loss" not in logs and clock.now() - last_line[0] < budget.progress_seconds:
+            return
         text = format_metrics(logs, {"loss": "loss", "eval_loss": "validation loss", "learning_rate": "lr"})
         if text:
+            last_line[0] = clock.now()
             progress.line(f"step {step}: {text}")
 
     evaluations = budget.sft_evaluations if config.data.eval_split else 0
@@ -227,10 +232,15 @@ def _hpl_trainer_class() -> type:
         """The HPL trainer with the demo's progress lines (an override point of HPLTrainer)."""
 
         progress: Progress
+        progress_seconds: float = 0.0
+        _last_line: float = float("-inf")
 
         def train_step(self) -> dict[str, Any]:
             out = super().train_step()
             metrics = out["metrics"]
+            if time.monotonic() - self._last_line < self.progress_seconds:
+                return out
+            self._last_line = time.monotonic()
             self.progress.line(f"step {metrics['step']}: " + format_metrics(metrics, {
                 "reward/total": "reward", "reward/format": "format",
                 "reward/recognition": "recognition", "reward/sequence": "sequence",
@@ -251,11 +261,12 @@ def _hpl_trainer_class() -> type:
     return ProgressHPLTrainer
 
 
-def run_hpl(config: Any, clock: Clock, progress: Progress) -> dict[str, Any]:
+def run_hpl(config: Any, clock: Clock, progress: Progress, progress_seconds: float = 0.0) -> dict[str, Any]:
     """HPL as configured (``max_seconds`` already set); returns its history and models."""
     began = clock.now()
     trainer = _hpl_trainer_class()(config)
     trainer.progress = progress
+    trainer.progress_seconds = progress_seconds
     out = trainer.train()
     history = [
         {k: v for k, v in row.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
@@ -487,7 +498,7 @@ def run_seed(seed: int, config: DemoConfig, folder: Path, progress: Progress) ->
                 max_seconds=max(1.0, share * config.budget.hpl_loop_fraction),
             )
             max_new_tokens = max_new_tokens or hpl_config.max_completion_length
-            outcome = run_hpl(hpl_config, clock, progress)
+            outcome = run_hpl(hpl_config, clock, progress, config.budget.progress_seconds)
             if stage == "hpl":
                 run.hpl = outcome
             else:

@@ -1,6 +1,6 @@
 """``hieroaction model ...``: model utilities on the command line.
 
-``hieroaction model tiny --family qwen2_5_vl|qwen3_vl --out DIR [--size tiny|small] [--seed 0]
+``hieroaction model tiny --family qwen2_5_vl|qwen3_vl --out DIR [--size tiny|medium|small] [--seed 0]
 [--overwrite]`` builds a randomly initialised model of the family's real class, with a locally
 trained tokenizer and the processor configs, and saves it as a checkpoint folder.
 """
@@ -26,7 +26,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     tiny.add_argument("--family", required=True, help="qwen2_5_vl or qwen3_vl")
     tiny.add_argument("--out", required=True, type=Path, help="checkpoint folder to write")
     tiny.add_argument(
-        "--size", default="tiny", help="tiny (tests) or small (CPU demo); default tiny"
+        "--size", default="tiny", help="tiny (tests and the CPU demo), medium or small; default tiny"
     )
     tiny.add_argument("--seed", type=int, default=0, help="seed of the weight initialisation")
     tiny.add_argument("--overwrite", action="store_true", help="replace a non-empty --out folder")

@@ -2,7 +2,7 @@
 
 :func:`build_tiny` writes a checkpoint folder (model, tokenizer, chat template, processor configs,
 generation config) that loads with ``from_pretrained`` like a released checkpoint; nothing is
-downloaded. Tests use size ``tiny``; the CPU demo uses ``small``. The architectures are data
+downloaded. Tests and the CPU demo use size ``tiny``; ``medium`` and ``small`` are wider. The architectures are data
 (``models/data/tiny_sizes.yaml``).
 """
 
@@ -129,7 +129,7 @@ def build_tiny(
     Args:
         family: ``qwen2_5_vl`` or ``qwen3_vl``.
         out_dir: folder to write (created; must be empty unless ``overwrite``).
-        size: ``tiny`` (tests) or ``small`` (CPU demo, about 10-30 M parameters).
+        size: ``tiny`` (tests and the CPU demo, 0.45 M parameters), ``medium`` (1.4 M) or ``small`` (about 10 M).
         seed: seeds the weight initialisation (the tokenizer does not depend on it).
         overwrite: replace the contents of a non-empty ``out_dir``.
 

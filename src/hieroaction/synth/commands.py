@@ -6,18 +6,18 @@ import argparse
 import sys
 from typing import Any
 
-from hieroaction.config import load_config
+from hieroaction.config import load_config_with_flags
 from hieroaction.synth.generator import SynthConfig, SynthSummary, generate
 
 # Command-line flags that set a config field directly: flag dest -> dotted config path.
 _FLAG_FIELDS = {
-    "n": ("n",),
-    "seed": ("seed",),
-    "val_fraction": ("val_fraction",),
-    "test_fraction": ("test_fraction",),
-    "workers": ("workers",),
-    "size": ("render", "size"),
-    "fps": ("timing", "fps"),
+    "n": "n",
+    "seed": "seed",
+    "val_fraction": "val_fraction",
+    "test_fraction": "test_fraction",
+    "workers": "workers",
+    "size": "render.size",
+    "fps": "timing.fps",
 }
 
 
@@ -50,11 +50,7 @@ def register(subparsers: Any) -> None:
 def config_from_args(args: argparse.Namespace) -> SynthConfig:
     """The generation settings: config file, then key=value overrides, then explicit flags."""
     overrides = list(getattr(args, "overrides", None) or [])
-    for dest, path in _FLAG_FIELDS.items():
-        value = getattr(args, dest, None)
-        if value is not None:
-            overrides.append(f"{'.'.join(path)}={value}")
-    return load_config(SynthConfig, getattr(args, "config", None), overrides)
+    return load_config_with_flags(SynthConfig, getattr(args, "config", None), overrides, args, _FLAG_FIELDS)
 
 
 def format_summary(summary: SynthSummary) -> str:
