@@ -10,6 +10,11 @@ to make it learn") reports its numbers. Example::
     python benchmarks/probe_sft.py --out runs/probe --steps 3000
     python benchmarks/probe_sft.py --out runs/probe_medium --data runs/probe/synth --size medium
     python benchmarks/probe_sft.py --out runs/probe_v1 --synth render.sink_speed=1.0
+    python benchmarks/probe_sft.py --out runs/probe_s1 --seed 1 --track-every 250
+
+``--track-every N`` prints, every N steps, the teacher-forced accuracy of each part of the
+action label on the validation examples (every token of the part predicted right given the
+true answer so far): it shows when each part is learned, or whether it is learned and lost.
 """
 
 from __future__ import annotations
@@ -29,10 +34,15 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=1950, help="clips to generate")
     parser.add_argument("--steps", type=int, default=1500)
     parser.add_argument("--size", default="tiny", help="tiny, medium or small")
-    parser.add_argument("--lr", type=float, default=3e-3)
+    parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--synth", nargs="*", default=[], help="SynthConfig key=value settings")
     parser.add_argument("--eval-n", type=int, default=150)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--seed", type=int, default=0, help="seed of the data, the model and SFT")
+    parser.add_argument("--track-every", type=int, default=0, metavar="N",
+                        help="teacher-forced accuracy of each label part every N steps (0: off)")
+    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="SFT config settings (e.g. warmup=0.1 weight_decay=0)")
     args = parser.parse_args()
 
     import torch
@@ -52,16 +62,30 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     data = args.data or out / "synth"
     if not (data / "records.jsonl").exists():
-        generate(data, load_config(SynthConfig, None, [f"n={args.n}", *args.synth]), seed=0)
+        generate(data, load_config(SynthConfig, None, [f"n={args.n}", *args.synth]), seed=args.seed)
     model = out / "model"
     if not (model / "config.json").exists():
-        build_tiny("qwen2_5_vl", model, size=args.size)
+        build_tiny("qwen2_5_vl", model, size=args.size, seed=args.seed)
     config = sft_recipe(REPO / "configs" / "demo" / "sft.yaml", model=model, output_dir=out / "sft",
-                        records=str(data / "records.jsonl"), seed=0)
+                        records=str(data / "records.jsonl"), seed=args.seed)
+    for setting in args.set:  # dotted key=value on the loaded config
+        import yaml
+
+        key, value = setting.split("=", 1)
+        *parents, leaf = key.split(".")
+        target = config
+        for name in parents:
+            target = getattr(target, name)
+        setattr(target, leaf, yaml.safe_load(value))
     config.max_steps, config.learning_rate = args.steps, args.lr
     config.eval_steps, config.logging_steps = 10**6, 100
+    callbacks = []
+    if args.track_every:
+        config.data.max_eval_samples = args.eval_n
+        config.eval_steps = args.track_every
+        callbacks.append(part_tracker(args.track_every))
     began = time.perf_counter()
-    train_sft(config, progress=False)
+    train_sft(config, progress=False, callbacks=callbacks)
     seconds = time.perf_counter() - began
     print(f"SFT: {args.steps} steps in {seconds:.0f} s ({args.steps / seconds:.2f} steps/s)")
 
@@ -101,6 +125,76 @@ def main() -> None:
     print("accuracy: " + ", ".join(f"{k} {correct[k] / n:.3f}" for k in ("take-off", "turns", "entry", "action")))
     print("step quality rho: " + " / ".join(f"{spearmanr(*quality[k])[0]:.3f}" for k in sorted(quality)))
     print(", ".join(f"{k} rho {spearmanr(*v)[0]:.3f}" for k, v in pairs.items()))
+
+
+def part_tracker(every: int):
+    """A TrainerCallback: after each validation (every ``every`` steps), the teacher-forced accuracy of each part of the
+    action label on the validation examples."""
+    from transformers import TrainerCallback
+
+    class PartTracker(TrainerCallback):
+        # runs after each validation (eval_steps = every), when the trainer has its loader
+        def on_evaluate(self, args, state, control, model=None, eval_dataloader=None,
+                        processing_class=None, **kwargs):
+            if eval_dataloader is not None:
+                _track(state.global_step, model, eval_dataloader, processing_class.tokenizer)
+
+    return PartTracker()
+
+
+def _track(step, model, eval_dataloader, tokenizer) -> None:
+    """Print the teacher-forced accuracy of each label part on the validation examples."""
+    import torch
+
+    correct, total = collections.Counter(), 0
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        for batch in eval_dataloader:
+            labels = batch.pop("labels")
+            batch.pop("example_index", None)
+            predicted = model(**{k: v.to(model.device) for k, v in batch.items()}).logits.argmax(-1).cpu()
+            for row in range(labels.shape[0]):
+                parts = _label_part_positions(tokenizer, labels[row])
+                if parts is None:
+                    continue
+                total += 1
+                whole = True
+                for name, positions in parts.items():
+                    ok = all(predicted[row, p - 1] == labels[row, p] for p in positions)
+                    correct[name] += ok
+                    whole &= ok
+                correct["action"] += whole
+    model.train(was_training)
+    print(f"step {step}: teacher-forced accuracy on {total} val examples: "
+          + ", ".join(f"{k} {correct[k] / max(total, 1):.2f}" for k in ("take-off", "turns", "entry", "action")),
+          flush=True)
+
+
+def _label_part_positions(tokenizer, labels):
+    """Token positions of each part of the action label (take-off, turns, entry) in one
+    target row, or None when the row has no ``<action>...</action>``."""
+    positions = (labels != -100).nonzero().flatten().tolist()
+    pieces = [tokenizer.decode([int(labels[p])]) for p in positions]
+    starts, text = [], ""
+    for piece in pieces:
+        starts.append(len(text))
+        text += piece
+    begin = text.find("<action>")
+    end = text.find("</action>", begin)
+    if begin < 0 or end < 0:
+        return None
+    begin += len("<action>")
+    names, spans, cursor = ("take-off", "turns", "entry"), [], begin
+    for part in text[begin:end].split("-"):
+        spans.append((cursor, cursor + len(part)))
+        cursor += len(part) + 1
+    if len(spans) != 3:
+        return None
+    out = {}
+    for name, (a, b) in zip(names, spans):
+        out[name] = [p for p, s, piece in zip(positions, starts, pieces) if s < b and s + len(piece) > a]
+    return out
 
 
 if __name__ == "__main__":
