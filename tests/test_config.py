@@ -79,3 +79,28 @@ def test_recipes_merge_their_base_files(tmp_path):
     (tmp_path / "loop.yaml").write_text("base: loop.yaml\n")
     with pytest.raises(ConfigError, match="in a loop"):
         load_config(Job, tmp_path / "loop.yaml")
+
+
+def test_defaults_come_first_then_the_file_then_overrides(tmp_path):
+    from hieroaction.inference import InferenceConfig
+
+    recipe = tmp_path / "inference.yaml"
+    recipe.write_text("frames: {num_frames: 12}\nbatch_size: 2\n")
+    defaults = {"frames": {"num_frames": 4, "strategy": "fps"}, "domain": "synth", "batch_size": 8}
+    config = load_config(InferenceConfig, recipe, ["domain=diving"], defaults)
+    # nested mappings merge key by key: the file's num_frames, the defaults' strategy
+    assert config.frames == {"num_frames": 12, "strategy": "fps"}
+    assert (config.batch_size, config.domain) == (2, "diving")
+    assert defaults["frames"] == {"num_frames": 4, "strategy": "fps"}  # not modified
+
+
+def test_a_model_folders_inference_settings_are_checked(tmp_path):
+    from hieroaction.inference.saved import SETTINGS_FILE, read_settings
+
+    assert read_settings(tmp_path) == {} and read_settings("Qwen/Qwen2.5-VL-7B-Instruct") == {}
+    (tmp_path / SETTINGS_FILE).write_text("- a list\n")
+    with pytest.raises(ConfigError, match="must be a YAML mapping"):
+        read_settings(tmp_path)
+    (tmp_path / SETTINGS_FILE).write_text("frames: {num_frames: [\n")
+    with pytest.raises(ConfigError, match="cannot read the model's inference settings"):
+        read_settings(tmp_path)

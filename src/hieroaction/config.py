@@ -8,6 +8,7 @@ naming the bad key otherwise.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import types
 import typing
@@ -210,11 +211,16 @@ def config_from_dict(cls: type[T], data: dict[str, Any]) -> T:
 
 
 def load_config(
-    cls: type[T], path: str | Path | None = None, overrides: list[str] | None = None
+    cls: type[T],
+    path: str | Path | None = None,
+    overrides: list[str] | None = None,
+    defaults: dict[str, Any] | None = None,
 ) -> T:
     """Read ``path`` (YAML, with its ``base`` files) into the dataclass ``cls`` and apply
-    command-line overrides."""
+    command-line overrides; ``defaults`` (a mapping of the same shape) come first, under both."""
     data: dict[str, Any] = read_recipe(path) if path is not None else {}
+    if defaults:
+        data = _merge(copy.deepcopy(defaults), data)
     if overrides:
         data = _merge(data, parse_overrides(overrides))
     return _build(cls, data)
@@ -226,8 +232,10 @@ def load_config_with_flags(
     overrides: list[str],
     args: Any,
     flag_fields: dict[str, str],
+    defaults: dict[str, Any] | None = None,
 ) -> T:
-    """Config file, then ``overrides``, then the command-line flags that were given.
+    """``defaults``, then the config file, then ``overrides``, then the command-line flags that
+    were given.
 
     ``flag_fields`` maps an argparse destination to the dotted config key it sets; a flag left
     at ``None`` does not override anything.
@@ -237,7 +245,7 @@ def load_config_with_flags(
         value = getattr(args, dest, None)
         if value is not None:
             merged.append(f"{key}={value}")
-    return load_config(cls, path, merged)
+    return load_config(cls, path, merged, defaults)
 
 
 def config_to_dict(config: Any) -> dict[str, Any]:

@@ -174,6 +174,18 @@ def test_a_time_budget_stops_after_a_whole_step_and_saves(setup, tmp_path):
     assert 1 <= result["steps"] < 50
     assert (out / "final" / "config.json").is_file()
     assert ckpt_steps(out) == [result["steps"]]
+    # the saved model says how it is prompted, answer length included (hieroaction assess/serve)
+    from hieroaction.inference.saved import read_settings
+
+    saved = read_settings(out / "final")
+    assert saved["max_new_tokens"] == trainer_config_length(out)
+    assert saved["frames"]["num_frames"] and saved["domain"] == "synth"
+
+
+def trainer_config_length(out):
+    import yaml
+
+    return yaml.safe_load((out / "hpl_config.yaml").read_text())["max_completion_length"]
 
 
 def ckpt_steps(out):

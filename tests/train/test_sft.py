@@ -248,3 +248,46 @@ def test_resume_refuses_a_changed_recipe(sft_settings, tmp_path):
     assert check_sft_config(longer).resume_from == checkpoint
     with pytest.raises(ConfigError, match="not a complete checkpoint"):
         check_sft_config(config_from_dict(SFTConfig, sft_settings(output_dir=str(out), resume=str(out / "checkpoint-4"))))
+
+
+def test_the_output_folder_says_how_to_prompt_the_model(sft_settings, tmp_path):
+    """assess/serve/evaluate start from the frames and prompt the model was trained with."""
+    import argparse
+
+    from hieroaction.data.records import read_jsonl
+    from hieroaction.inference import Assessor
+    from hieroaction.inference.commands import config_from_args
+    from hieroaction.inference.saved import PROMPT_FILE, SETTINGS_FILE
+    from hieroaction.prompts import build_prompt
+
+    settings = sft_settings(max_steps=1, save_steps=1, data={"frames": {"strategy": "steps", "num_frames": 6}})
+    config = config_from_dict(SFTConfig, settings)
+    out = train_sft(config, progress=False).output_dir
+    assert (out / SETTINGS_FILE).is_file()
+    template = Path(settings["data"]["prompt"]["template"])
+    assert (out / PROMPT_FILE).read_text() == template.read_text()
+    record = next(r for r in read_jsonl(settings["data"]["records"]) if r.split == "train")
+    example = load_examples(config.data, targets=False, progress=False)["train"][0]
+    trained_prompt = build_prompt(record, example.clip, config.data.prompt)
+    template.unlink()  # the model folder holds its own copy: it works without the recipe's file
+
+    assessor = Assessor.from_pretrained(out)
+    used = assessor.config
+    assert used.prompt.template == str((out / PROMPT_FILE).resolve())
+    assert used.domain == "synth"
+    # frames placed by the annotated steps cannot be had for a new clip: as many, uniformly
+    assert used.frames["strategy"] == "uniform" and used.frames["num_frames"] == 6
+    assert used.frames["max_pixels"] == config.data.frames.max_pixels
+    assert build_prompt(used.domain, example.clip, used.prompt) == trained_prompt
+    assert build_prompt(used.domain, example.clip) != trained_prompt  # the default prompt differs
+    result = assessor.assess(record.video.path, keep_clip=True)
+    assert result.error is None and len(result.clip.frames) == 6
+
+    # the command line: the folder's settings, then --set, then flags
+    args = argparse.Namespace(model=str(out), config=None, set=["frames.num_frames=8"], domain=None,
+                              batch_size=None, max_new_tokens=None, device=None, dtype=None)
+    from_cli = config_from_args(args)
+    assert from_cli.frames["num_frames"] == 8 and from_cli.frames["strategy"] == "uniform"
+    assert from_cli.prompt.template == used.prompt.template and from_cli.domain == "synth"
+    args.domain = "diving"
+    assert config_from_args(args).domain == "diving"

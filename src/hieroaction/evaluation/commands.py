@@ -65,8 +65,13 @@ def register(subparsers: Any) -> None:
 def _config(args: argparse.Namespace) -> Any:
     from hieroaction.evaluation.runner import EvalConfig
 
+    from hieroaction.inference.saved import read_settings
+
     overrides = list(getattr(args, "overrides", None) or [])
-    return load_config_with_flags(EvalConfig, getattr(args, "config", None), overrides, args, _FLAG_FIELDS)
+    # with --model, the model folder's own inference settings come first (what it was trained with)
+    saved = read_settings(getattr(args, "model", None))
+    return load_config_with_flags(EvalConfig, getattr(args, "config", None), overrides, args, _FLAG_FIELDS,
+                                  defaults={"inference": saved} if saved else None)
 
 
 def _check_mode(args: argparse.Namespace) -> str:

@@ -265,15 +265,20 @@ class Assessor:
         Args:
             model_id_or_path: a folder written by ``save_pretrained`` (model and processor),
                 e.g. a ``hieroaction train sft`` output or ``hieroaction model tiny``, or a Hub id.
-            config: inference settings (defaults: :class:`InferenceConfig`).
+            config: inference settings (default: the folder's own, written by hieroaction
+                training, see :mod:`hieroaction.inference.saved`; else :class:`InferenceConfig`).
             device: overrides ``config.device`` (``auto``: CUDA when available, else CPU).
             dtype: overrides ``config.dtype`` (``auto``: bfloat16 on CUDA, float32 on CPU).
         """
         from hieroaction.models import load_model_and_processor
 
-        config = config or InferenceConfig()
         folder = resolve_model_folder(model_id_or_path)
         check_model_folder(folder)
+        if config is None:
+            from hieroaction.config import config_from_dict
+            from hieroaction.inference.saved import read_settings
+
+            config = config_from_dict(InferenceConfig, read_settings(folder))
         torch_device = pick_device(device or config.device)
         torch_dtype = pick_dtype(torch_device, dtype or config.dtype)
         with _quiet_loading():

@@ -70,10 +70,13 @@ def register(subparsers: Any) -> None:
 
 
 def config_from_args(args: argparse.Namespace) -> Any:
-    """The inference settings: config file, then ``--set`` values, then explicit flags."""
+    """The inference settings: the model folder's own (what it was trained with), then the
+    config file, then ``--set`` values, then explicit flags."""
     from hieroaction.inference.config import InferenceConfig
+    from hieroaction.inference.saved import read_settings
 
-    return load_config_with_flags(InferenceConfig, args.config, list(args.set), args, _FLAG_FIELDS)
+    return load_config_with_flags(InferenceConfig, args.config, list(args.set), args, _FLAG_FIELDS,
+                                  defaults=read_settings(getattr(args, "model", None)))
 
 
 def _file_names(videos: list[str], suffix: str) -> list[str]:

@@ -67,7 +67,12 @@ def config_from_args(args: argparse.Namespace) -> Any:
     """The server settings: config file, then ``--set`` values, then explicit flags."""
     from hieroaction.serve.config import ServeConfig
 
-    return load_config_with_flags(ServeConfig, args.config, list(args.set), args, _FLAG_FIELDS)
+    from hieroaction.inference.saved import read_settings
+
+    # the model folder's own inference settings come first (what it was trained with)
+    saved = read_settings(getattr(args, "model", None))
+    return load_config_with_flags(ServeConfig, args.config, list(args.set), args, _FLAG_FIELDS,
+                                  defaults={"inference": saved} if saved else None)
 
 
 def _check_installed() -> None:

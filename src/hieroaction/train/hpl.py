@@ -42,6 +42,7 @@ from hieroaction.errors import ConfigError
 from hieroaction.evaluation.metrics import spearman
 from hieroaction.models.families import IMAGE_TOKEN, VIDEO_TOKEN, VISION_END_TOKEN, VISION_START_TOKEN
 from hieroaction.rewards import HierarchicalReward, RewardsConfig, parsed, reward_columns
+from hieroaction.inference.saved import write_settings as write_inference_settings
 from hieroaction.train import checkpoint as ckpt
 from hieroaction.train.objective import (
     LossType,
@@ -650,10 +651,16 @@ class HPLTrainer:
             model.save_pretrained(folder / "adapter" if self.config.lora.merge else folder)
             if not self.config.lora.merge:
                 self.processor.save_pretrained(folder)
+                self._write_inference_settings(folder)
                 return
             model = copy.deepcopy(model).merge_and_unload()
         model.save_pretrained(folder)
         self.processor.save_pretrained(folder)
+        self._write_inference_settings(folder)
+
+    def _write_inference_settings(self, folder: Path) -> None:
+        """How the model is prompted (frames, prompt, domain, answer length), for assess/serve."""
+        write_inference_settings(folder, self.config.data, self.train_records, self.config.max_completion_length)
 
     def _trainable_state(self) -> dict[str, torch.Tensor]:
         return {k: v.detach().cpu().clone() for k, v in self.policy.named_parameters() if v.requires_grad}

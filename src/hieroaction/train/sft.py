@@ -41,6 +41,7 @@ import yaml
 
 from hieroaction.config import config_to_dict, load_config, save_config
 from hieroaction.errors import ConfigError
+from hieroaction.inference.saved import write_settings as write_inference_settings
 from hieroaction.models.families import ModelFamily, family_of_config
 from hieroaction.models.video_inputs import VideoSettings
 from hieroaction.train.data import (
@@ -727,6 +728,8 @@ def train_sft(
         trainer.save_model(str(out))
         adapter_dir = out if config.lora.enabled else None
     if trainer.is_world_process_zero():
+        # how the model is prompted (frames, prompt, domain), for assess/serve/evaluate
+        write_inference_settings(out, config.data, train_set.records)
         trainer.save_state()
         trainer.save_metrics("train", result.metrics)
     logger.info("SFT finished at step %d; model saved in %s", trainer.state.global_step, out)
