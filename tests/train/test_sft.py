@@ -160,6 +160,25 @@ def test_lora_without_merge_saves_the_adapter_in_output_dir(sft_settings, tmp_pa
     assert result.adapter_dir == result.output_dir
     config = json.loads((result.output_dir / "adapter_config.json").read_text())
     assert config["base_model_name_or_path"] == settings["model"]
+    # the adapter folder loads as a model: its base with the adapter merged in
+    from peft import PeftModel
+
+    from hieroaction.inference import Assessor
+
+    merged, processor = load_model_and_processor(result.output_dir)
+    base, _ = load_model_and_processor(settings["model"])
+    before = {name: value.clone() for name, value in base.state_dict().items()}
+    expected = PeftModel.from_pretrained(base, str(result.output_dir)).merge_and_unload().state_dict()
+    assert set(merged.state_dict()) == set(before)  # no lora_A/lora_B left
+    for name, value in merged.state_dict().items():
+        assert torch.equal(value, expected[name]), name
+    assert any(not torch.equal(merged.state_dict()[n], v) for n, v in before.items())  # the adapter changed it
+    assessor = Assessor.from_pretrained(result.output_dir)  # with the folder's inference settings
+    assert assessor.config.domain == "synth"
+    # an adapter whose base model cannot be found: one sentence naming the folder
+    (result.output_dir / "adapter_config.json").write_text(json.dumps({**config, "base_model_name_or_path": str(tmp_path / "gone")}))
+    with pytest.raises(ConfigError, match="the LoRA adapter's base model cannot be loaded"):
+        load_model_and_processor(result.output_dir)
     with pytest.raises(ConfigError, match="do not fit the model"):
         bad = sft_settings(output_dir=str(tmp_path / "bad"), lora={"enabled": True, "target_modules": ["nope_proj"]})
         train_sft(config_from_dict(SFTConfig, bad), progress=False)
@@ -261,10 +280,13 @@ def test_the_output_folder_says_how_to_prompt_the_model(sft_settings, tmp_path):
     from hieroaction.prompts import build_prompt
 
     settings = sft_settings(max_steps=1, save_steps=1, data={"frames": {"strategy": "steps", "num_frames": 6}})
+    # a copy of the shared template, deleted below
+    template = tmp_path / "own_template.yaml"
+    template.write_text(Path(settings["data"]["prompt"]["template"]).read_text())
+    settings["data"]["prompt"]["template"] = str(template)
     config = config_from_dict(SFTConfig, settings)
     out = train_sft(config, progress=False).output_dir
     assert (out / SETTINGS_FILE).is_file()
-    template = Path(settings["data"]["prompt"]["template"])
     assert (out / PROMPT_FILE).read_text() == template.read_text()
     record = next(r for r in read_jsonl(settings["data"]["records"]) if r.split == "train")
     example = load_examples(config.data, targets=False, progress=False)["train"][0]

@@ -29,10 +29,6 @@ from hieroaction.prompts import build_prompt
 from hieroaction.sar import Assessment, Problem, parse_sar
 from hieroaction.video import Clip, FrameCache, FrameConfig, open_reader, read_clip
 
-# Files that show a model folder carries its processor (tokenizer) with it.
-_TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "tokenizer.model")
-
-
 @dataclass
 class Timings:
     """Seconds spent on one clip: decoding and sampling frames, building the model inputs
@@ -197,14 +193,13 @@ def resolve_model_folder(model_id_or_path: str | Path) -> Path:
 
 def check_model_folder(folder: Path) -> None:
     """Raise one sentence when ``folder`` is not a checkpoint with its processor."""
+    from hieroaction.models.tiny import TOKENIZER_FILES, adapter_base_model
+
     if not (folder / "config.json").is_file():
-        if (folder / "adapter_config.json").is_file():
-            raise ConfigError(
-                f"{folder}: holds a LoRA adapter, not a full model; merge it into its base model "
-                "(PeftModel.merge_and_unload) and save the result with its processor"
-            )
+        if adapter_base_model(folder) is not None:
+            return  # a LoRA adapter: merged into its base model on loading (with the base's processor if it has none)
         raise ConfigError(f"{folder}: not a model folder (it has no config.json)")
-    if not any((folder / name).is_file() for name in _TOKENIZER_FILES):
+    if not any((folder / name).is_file() for name in TOKENIZER_FILES):
         raise ConfigError(
             f"{folder}: the model folder has no processor (no tokenizer files); save the "
             "processor next to the model (processor.save_pretrained) or copy the tokenizer and "

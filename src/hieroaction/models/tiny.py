@@ -8,6 +8,7 @@ downloaded. Tests and the CPU demo use size ``tiny``; ``medium`` and ``small`` a
 
 from __future__ import annotations
 
+import json
 import math
 import shutil
 from dataclasses import dataclass
@@ -197,13 +198,63 @@ def load_model_and_processor(path: str | Path, dtype: Any = None) -> tuple[Any, 
     :class:`VideoChatProcessor` configured from the saved processor config.
     """
     folder = resolve_model_path(path)
-    family = family_of_config(read_model_config(folder))
+    base = adapter_base_model(folder)
+    weights = folder if base is None else _adapter_base_folder(folder, base)
+    family = family_of_config(read_model_config(weights))
     kwargs = {} if dtype is None else {"dtype": dtype}
     try:
-        model = family.model_class.from_pretrained(folder, **kwargs)
+        model = family.model_class.from_pretrained(weights, **kwargs)
     except OSError as exc:
         raise ConfigError(
-            f"{folder}: cannot load the model weights ({exc.__class__.__name__})"
+            f"{weights}: cannot load the model weights ({exc.__class__.__name__})"
         ) from None
-    processor = VideoChatProcessor.from_pretrained(folder, family=family)
+    if base is not None:
+        model = _merge_adapter(model, folder)
+    # an adapter folder saved without its processor uses its base model's
+    has_processor = any((folder / name).is_file() for name in TOKENIZER_FILES)
+    processor = VideoChatProcessor.from_pretrained(folder if has_processor else weights, family=family)
     return model.eval(), processor
+
+
+# Files that say a folder holds a tokenizer (and so a saved processor).
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "tokenizer.model")
+
+
+def adapter_base_model(folder: str | Path) -> str | None:
+    """The base model of a LoRA adapter folder (PEFT's ``adapter_config.json`` without a
+    ``config.json``), or None for a full model folder."""
+    folder = Path(folder)
+    if (folder / "config.json").is_file() or not (folder / "adapter_config.json").is_file():
+        return None
+    try:
+        config = json.loads((folder / "adapter_config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{folder / 'adapter_config.json'}: cannot read the adapter's config ({exc.__class__.__name__})") from None
+    base = config.get("base_model_name_or_path") if isinstance(config, dict) else None
+    if not base:
+        raise ConfigError(
+            f"{folder}: the LoRA adapter does not name its base model (base_model_name_or_path in "
+            "adapter_config.json); merge it into its base model, or set that field"
+        )
+    return str(base)
+
+
+def _adapter_base_folder(folder: Path, base: str) -> Path:
+    try:
+        return resolve_model_path(base)
+    except ConfigError as exc:
+        raise ConfigError(f"{folder}: the LoRA adapter's base model cannot be loaded ({exc})") from None
+
+
+def _merge_adapter(model: Any, folder: Path) -> Any:
+    """``model`` with the LoRA adapter of ``folder`` merged into its weights."""
+    try:
+        from peft import PeftModel
+    except ImportError:
+        raise ConfigError(f"{folder}: holds a LoRA adapter, and loading one needs peft (pip install peft)") from None
+    try:
+        return PeftModel.from_pretrained(model, str(folder)).merge_and_unload()
+    except (OSError, ValueError, RuntimeError) as exc:
+        raise ConfigError(
+            f"{folder}: the LoRA adapter does not fit its base model ({exc.__class__.__name__}: {str(exc)[:200]})"
+        ) from None
