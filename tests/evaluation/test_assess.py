@@ -177,3 +177,24 @@ def test_cuda_bf16_by_default(tiny_model, good_video):
     expected = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     assert next(gpu.model.parameters()).dtype == expected
     assert gpu.assess(good_video).ok
+
+
+def test_a_score_outside_the_domains_range_is_a_problem_not_a_score():
+    from hieroaction.inference.assessor import check_score_range
+    from hieroaction.sar import parse_sar
+
+    def answer(score: str) -> str:
+        return ("<recognition>\n<action>back-2-head</action>\n</recognition>\n<subactions>\n"
+                '<step label="back take-off" start="0" end="1" quality="4"></step>\n</subactions>\n'
+                f"<scoring>\n<score>{score}</score>\n</scoring>")
+
+    parsed = parse_sar(answer("5920"))
+    assert parsed.ok and parsed.assessment.score == 5920
+    assessment, problems = check_score_range(parsed.assessment, list(parsed.problems), "synth")
+    assert assessment.score is None and assessment.action == "back-2-head"  # the rest is kept
+    assert [p.code.value for p in problems] == ["out_of_range"]
+    assert "outside the synth score range [0, 120]" in problems[0].message
+    # in range, or a domain without a range: unchanged
+    inside = parse_sar(answer("59.2"))
+    assert check_score_range(inside.assessment, [], "synth") == (inside.assessment, [])
+    assert check_score_range(parsed.assessment, [], "generic") == (parsed.assessment, [])

@@ -26,7 +26,7 @@ from hieroaction.domains import get_domain
 from hieroaction.errors import ConfigError, HieroActionError, VideoError
 from hieroaction.inference.config import InferenceConfig
 from hieroaction.prompts import build_prompt
-from hieroaction.sar import Assessment, Problem, parse_sar
+from hieroaction.sar import Assessment, Problem, ProblemCode, parse_sar
 from hieroaction.video import Clip, FrameCache, FrameConfig, open_reader, read_clip
 
 @dataclass
@@ -474,10 +474,31 @@ class Assessor:
         for job, text in zip(ready, texts):
             parsed = parse_sar(text, strict=False)
             job.result.completion = text
-            job.result.assessment = parsed.assessment
-            job.result.problems = list(parsed.problems)
+            job.result.assessment, job.result.problems = check_score_range(
+                parsed.assessment, list(parsed.problems), job.result.domain)
             job.result.timings.generate_s = elapsed
             job.result.timings.batch_size = len(ready)
+
+
+def check_score_range(
+    assessment: Assessment | None, problems: list[Problem], domain: str
+) -> tuple[Assessment | None, list[Problem]]:
+    """An answer's score outside the domain's score range is not a score: it becomes a problem
+    (``out_of_range``) and the assessment's score is dropped, so evaluation counts the answer as
+    a failure and fills its score as a missing one instead of letting, say, 5920 for 59.2 decide
+    the R-l2 of a whole test split."""
+    score_range = get_domain(domain).score_range
+    if assessment is None or assessment.score is None or score_range is None:
+        return assessment, problems
+    low, high = score_range
+    if low <= assessment.score <= high:
+        return assessment, problems
+    problem = Problem(
+        code=ProblemCode.OUT_OF_RANGE, block="scoring",
+        message=f"the score {assessment.score:g} is outside the {domain} score range [{low:g}, {high:g}]; "
+        "it is not used",
+    )
+    return assessment.model_copy(update={"score": None}), [*problems, problem]
 
 
 # ---------------------------------------------------------------------------------------------
