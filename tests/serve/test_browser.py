@@ -49,9 +49,12 @@ def server(start_server):
     model, inference = None, {}
     if OTHER_MODEL:
         from hieroaction.inference import Assessor, InferenceConfig
+        from hieroaction.inference.saved import read_settings
 
-        model = Assessor.from_pretrained(OTHER_MODEL, InferenceConfig(domain="synth"))
-        inference = {"inference": {"domain": "synth"}}
+        # the model's own inference settings (how it was trained to be prompted), else synth's
+        saved = read_settings(OTHER_MODEL)
+        model = Assessor.from_pretrained(OTHER_MODEL, None if saved else InferenceConfig(domain="synth"))
+        inference = {"inference": saved or {"domain": "synth"}}
     with start_server(model, examples=1, **inference) as running:
         yield running
 
