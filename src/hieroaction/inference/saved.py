@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 
 from hieroaction.errors import ConfigError
+from hieroaction.evaluation.files import write_atomic
 
 SETTINGS_FILE = "hieroaction_inference.yaml"
 PROMPT_FILE = "hieroaction_prompt.yaml"
@@ -75,11 +76,7 @@ def write_settings(
             shutil.copyfile(source, folder / PROMPT_FILE)
         except OSError as exc:
             raise ConfigError(f"{source}: cannot copy the prompt template next to the model ({exc.strerror})") from None
-    path = folder / SETTINGS_FILE
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(_HEADER + yaml.safe_dump(settings, sort_keys=False), encoding="utf-8")
-    tmp.replace(path)
-    return path
+    return write_atomic(folder / SETTINGS_FILE, _HEADER + yaml.safe_dump(settings, sort_keys=False))
 
 
 def read_settings(model: str | Path | None) -> dict[str, Any]:

@@ -324,7 +324,7 @@ def _find_chat_template(folder: Path) -> str | None:
     if jinja.is_file():
         return jinja.read_text(encoding="utf-8")
     if legacy.is_file():
-        template = _read_json(legacy).get("chat_template")
+        template = read_json_object(legacy).get("chat_template")
         return template if isinstance(template, str) else None
     return None
 
@@ -336,17 +336,18 @@ def _write_json(path: Path, data: dict[str, Any]) -> None:
 def _find_video_config(folder: Path) -> tuple[dict[str, Any] | None, str]:
     nested = folder / PROCESSOR_FILE
     if nested.is_file():
-        data = _read_json(nested)
+        data = read_json_object(nested)
         if isinstance(data.get("video_processor"), dict):
             return data["video_processor"], f"{nested}:video_processor"
     for name in (VIDEO_PROCESSOR_FILE, IMAGE_PROCESSOR_FILE):
         file = folder / name
         if file.is_file():
-            return _read_json(file), str(file)
+            return read_json_object(file), str(file)
     return None, ""
 
 
-def _read_json(path: Path) -> dict[str, Any]:
+def read_json_object(path: Path) -> dict[str, Any]:
+    """A JSON file holding an object, or one sentence saying why it is not one."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as exc:

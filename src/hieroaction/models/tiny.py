@@ -8,7 +8,6 @@ downloaded. Tests and the CPU demo use size ``tiny``; ``medium`` and ``small`` a
 
 from __future__ import annotations
 
-import json
 import math
 import shutil
 from dataclasses import dataclass
@@ -27,6 +26,7 @@ from hieroaction.models.families import (
 )
 from hieroaction.models.processor import (
     VideoChatProcessor,
+    read_json_object,
     read_model_config,
     resolve_model_path,
 )
@@ -226,11 +226,7 @@ def adapter_base_model(folder: str | Path) -> str | None:
     folder = Path(folder)
     if (folder / "config.json").is_file() or not (folder / "adapter_config.json").is_file():
         return None
-    try:
-        config = json.loads((folder / "adapter_config.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"{folder / 'adapter_config.json'}: cannot read the adapter's config ({exc.__class__.__name__})") from None
-    base = config.get("base_model_name_or_path") if isinstance(config, dict) else None
+    base = read_json_object(folder / "adapter_config.json").get("base_model_name_or_path")
     if not base:
         raise ConfigError(
             f"{folder}: the LoRA adapter does not name its base model (base_model_name_or_path in "

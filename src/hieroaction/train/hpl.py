@@ -40,9 +40,9 @@ from hieroaction.config import save_config
 from hieroaction.data.records import Record, read_jsonl
 from hieroaction.errors import ConfigError
 from hieroaction.evaluation.metrics import spearman
+from hieroaction.inference.saved import write_settings as write_inference_settings
 from hieroaction.models.families import IMAGE_TOKEN, VIDEO_TOKEN, VISION_END_TOKEN, VISION_START_TOKEN
 from hieroaction.rewards import HierarchicalReward, RewardsConfig, parsed, reward_columns
-from hieroaction.inference.saved import write_settings as write_inference_settings
 from hieroaction.train import checkpoint as ckpt
 from hieroaction.train.objective import (
     LossType,
@@ -52,7 +52,7 @@ from hieroaction.train.objective import (
     truncated_importance_weights,
     zero_spread_groups,
 )
-from hieroaction.train.objective import completion_mask as _completion_mask
+from hieroaction.train.objective import completion_mask as _completion_mask  # the name is a parameter below
 from hieroaction.train.data import DataConfig, ExampleSet, LoadedData, load_examples
 from hieroaction.train.sft import LoraSettings, looks_like_hub_id, resolve_model_path
 from hieroaction.train.vllm_rollout import (
