@@ -90,6 +90,7 @@ class Progress:
         self.stage_name = ""
         self.stage_index = 0
         self.stage_count = 0
+        self._last_throttled = float("-inf")  # time.monotonic() of the last line(every=...) printed
 
     def start_seed(self, clock: Clock, label: str, stage_count: int) -> None:
         """Begin a seed: its clock and the number of stages it runs."""
@@ -102,12 +103,19 @@ class Progress:
         """Begin the next stage (and say what it will do)."""
         self.stage_index += 1
         self.stage_name = name
+        self._last_throttled = float("-inf")
         self.line(detail or "starting")
 
-    def line(self, text: str) -> None:
-        """One progress line for the current stage."""
+    def line(self, text: str, every: float = 0.0) -> None:
+        """One progress line for the current stage; with ``every``, only if no other such line
+        was printed in the stage during the last ``every`` seconds (per-step lines)."""
         if not self.enabled:
             return
+        if every > 0:
+            now = time.monotonic()
+            if now - self._last_throttled < every:
+                return
+            self._last_throttled = now
         where = self.prefix
         if self.stage_name:
             where += f" | {self.stage_index}/{self.stage_count} {self.stage_name}"

@@ -179,16 +179,12 @@ def run_sft(config: Any, clock: Clock, progress: Progress, budget: Any, share: f
 
     began = clock.now()
 
-    last_line = [0.0]
-
     def log_line(step: int, logs: dict[str, Any]) -> None:
         # Validation points always; training losses at most every progress_seconds.
-        if "eval_loss" not in logs and clock.now() - last_line[0] < budget.progress_seconds:
-            return
         text = format_metrics(logs, {"loss": "loss", "eval_loss": "validation loss", "learning_rate": "lr"})
         if text:
-            last_line[0] = clock.now()
-            progress.line(f"step {step}: {text}")
+            every = 0.0 if "eval_loss" in logs else budget.progress_seconds
+            progress.line(f"step {step}: {text}", every=every)
 
     evaluations = budget.sft_evaluations if config.data.eval_split else 0
     schedule = WallClockSchedule(
@@ -233,20 +229,16 @@ def _hpl_trainer_class() -> type:
 
         progress: Progress
         progress_seconds: float = 0.0
-        _last_line: float = float("-inf")
 
         def train_step(self) -> dict[str, Any]:
             out = super().train_step()
             metrics = out["metrics"]
-            if time.monotonic() - self._last_line < self.progress_seconds:
-                return out
-            self._last_line = time.monotonic()
             self.progress.line(f"step {metrics['step']}: " + format_metrics(metrics, {
                 "reward/total": "reward", "reward/format": "format",
                 "reward/recognition": "recognition", "reward/sequence": "sequence",
                 "reward/score": "score", "kl": "kl", "completion_length": "length",
                 "step_seconds": "s/step",
-            }))
+            }), every=self.progress_seconds)
             return out
 
         def evaluate(self) -> dict[str, float]:
