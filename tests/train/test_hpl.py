@@ -36,8 +36,9 @@ def _config(setup, out, *extra):
     return load_config(HPLConfig, None, list(args))
 
 
-def test_sampling_logprobs_equal_the_training_forward_pass(setup, tmp_path):
-    trainer = HPLTrainer(_config(setup, tmp_path / "run", "temperature=0.7"))
+def _sampled_equals_trained(trainer):
+    """Sample a group for the first example; its sampling-time log-probabilities must equal
+    those of the training forward pass. Returns (example, rollout, completion mask)."""
     example = trainer.example(trainer.train_set, 0)
     torch.manual_seed(0)
     rollout = trainer.rollout(example)
@@ -45,6 +46,12 @@ def test_sampling_logprobs_equal_the_training_forward_pass(setup, tmp_path):
     mask = rollout.completion_mask.bool()
     assert mask.sum() > 0
     assert torch.allclose(trained[mask], rollout.logprobs[mask], atol=1e-4)
+    return example, rollout, mask
+
+
+def test_sampling_logprobs_equal_the_training_forward_pass(setup, tmp_path):
+    trainer = HPLTrainer(_config(setup, tmp_path / "run", "temperature=0.7"))
+    example, rollout, mask = _sampled_equals_trained(trainer)
     # the video and its position fields really matter: without them the numbers differ
     inputs = {k: v for k, v in example.inputs.items() if k in ("input_ids", "attention_mask")}
     blind = type(example)(example.record, inputs, example.columns)
@@ -64,14 +71,7 @@ def test_qwen3_vl_deepstack_path_keeps_generation_and_training_equal(tmp_path):
             "max_completion_length=10", "temperature=0.7", "data.frames.num_frames=4",
             "data.frames.factor=32", "data.frames.clip_budget=true",
             "data.frames.min_pixels=32768", "data.frames.max_pixels=131072"]
-    trainer = HPLTrainer(load_config(HPLConfig, None, args))
-    example = trainer.example(trainer.train_set, 0)
-    torch.manual_seed(0)
-    rollout = trainer.rollout(example)
-    trained = trainer.sequence_logprobs(trainer.model, example, rollout.completion_ids, rollout.completion_mask)
-    mask = rollout.completion_mask.bool()
-    assert mask.sum() > 0
-    assert torch.allclose(trained[mask], rollout.logprobs[mask], atol=1e-4)
+    _sampled_equals_trained(HPLTrainer(load_config(HPLConfig, None, args)))
 
 
 def test_the_vision_tower_receives_gradient(setup, tmp_path):
