@@ -127,6 +127,7 @@ _ATTRIBUTE = re.compile(r"""\s+([A-Za-z_][\w.:-]*)\s*=\s*(?:"([^"]*)"|'([^']*)'|
 _NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
 _NON_FINITE = re.compile(r"[+-]?(?:nan|inf(?:inity)?)", re.IGNORECASE)
 _SCORE_PHRASE = re.compile(r"score[^\d<>\n]{0,30}?(\d+(?:\.\d+)?)", re.IGNORECASE)
+_TAG_ANYWHERE = re.compile(r"<[^<>]*>")
 _PARTIAL_ENTITY = re.compile(r"&(?:a|am|amp|l|lt|g|gt|q|qu|quo|quot)?\Z")
 # Longer numerals are out of range anyway; the cap keeps float() and the checks cheap.
 _MAX_NUMERAL = 64
@@ -743,7 +744,10 @@ class _Parser:
         if self.strict:
             return None
         last = None
-        for match in _SCORE_PHRASE.finditer(self.text, 0, self.limit):
+        # Free text only: a tag (an attribute like label="score" start="0") is masked with "<",
+        # which the phrase cannot cross, so positions stay those of the text.
+        free = _TAG_ANYWHERE.sub(lambda m: "<" * len(m.group()), self.text[: self.limit])
+        for match in _SCORE_PHRASE.finditer(free):
             last = match
         if last is not None and len(last.group(1)) <= _MAX_NUMERAL:
             value = float(last.group(1))
