@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from hieroaction.data.records import Record, Step, VideoRef
-from hieroaction.video import decode
+from hieroaction.video import pyav
 from hieroaction.video.decode import (
     DecordReader,
     FrameFolderReader,
@@ -68,7 +68,7 @@ def test_sparse_reads_match_full_decoding(
     name: str, seek_gap: int, clips: dict[str, Path], reference: dict, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # seek_gap 0 seeks before every run of frames; a huge gap never seeks.
-    monkeypatch.setattr(decode, "_SEEK_GAP_PACKETS", seek_gap)
+    monkeypatch.setattr(pyav, "_SEEK_GAP_PACKETS", seek_gap)
     reader = PyAVReader(clips[name])
     rng = np.random.default_rng(len(name) + seek_gap)
     for _ in range(6):

@@ -36,7 +36,8 @@ import numpy as np
 
 from hieroaction.data.records import BadLine, Record
 from hieroaction.errors import HieroActionError, VideoError
-from hieroaction.video.decode import FrameFolderReader, read_clip, resolve_source
+from hieroaction.video.decode import read_clip, resolve_source
+from hieroaction.video.frame_folder import FrameFolderReader
 from hieroaction.video.sample import Clip, FrameConfig
 
 # Bump when the entry layout or the meaning of a setting changes: old entries stop matching.
