@@ -18,6 +18,7 @@ from typing import Any, TypeVar, Union, get_args, get_origin, get_type_hints
 import yaml
 
 from hieroaction.errors import ConfigError
+from hieroaction.io import read_yaml_mapping
 
 T = TypeVar("T")
 
@@ -187,13 +188,7 @@ def read_recipe(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any
         raise ConfigError(f"{file}: no such config file")
     if file.resolve() in _seen:
         raise ConfigError(f"{file}: the recipe's base files include each other in a loop")
-    try:
-        data = yaml.safe_load(file.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{file}: not valid YAML ({exc.__class__.__name__})") from None
-    data = {} if data is None else data
-    if not isinstance(data, dict):
-        raise ConfigError(f"{file}: a config file must be a YAML mapping of keys to values")
+    data = read_yaml_mapping(file, what="config file", empty_ok=True)
     bases = data.pop(BASE_KEY, None) or []
     if isinstance(bases, str):
         bases = [bases]

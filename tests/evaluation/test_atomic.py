@@ -1,4 +1,6 @@
-"""No input and no failure can leave a partial metrics.json: the old file or the new one."""
+"""No input and no failure can leave a partial metrics.json: the old file or the new one.
+
+The writer itself (hieroaction.io) is tested in tests/test_io.py; these are the evaluation's uses."""
 
 from __future__ import annotations
 
@@ -7,8 +9,6 @@ import os
 
 import pytest
 
-from hieroaction.evaluation import files
-from hieroaction.evaluation.files import write_json_atomic
 from hieroaction.evaluation.runner import METRICS, evaluate_files, evaluate_model
 
 OLD = {"n": 1, "spearman": 0.5}
@@ -20,33 +20,6 @@ def out_dir(tmp_path):
     out.mkdir()
     (out / METRICS).write_text(json.dumps(OLD))
     return out
-
-
-def leftovers(folder):
-    return [p.name for p in folder.iterdir() if p.name.endswith(".tmp")]
-
-
-def test_a_value_that_is_not_json_never_touches_the_file(out_dir):
-    with pytest.raises(TypeError):
-        write_json_atomic(out_dir / METRICS, {"n": object()})
-    assert json.loads((out_dir / METRICS).read_text()) == OLD
-    assert leftovers(out_dir) == []
-
-
-def test_nan_becomes_null_not_invalid_json(tmp_path):
-    path = write_json_atomic(tmp_path / "m.json", {"spearman": float("nan"), "ci": (1.0, float("inf"))})
-    assert json.loads(path.read_text()) == {"spearman": None, "ci": [1.0, None]}
-
-
-def test_a_failure_while_writing_keeps_the_old_file(out_dir, monkeypatch):
-    def broken_fsync(fd):
-        raise OSError(28, "No space left on device")
-
-    monkeypatch.setattr(files.os, "fsync", broken_fsync)
-    with pytest.raises(OSError):
-        write_json_atomic(out_dir / METRICS, {"n": 2, "spearman": 0.9})
-    assert json.loads((out_dir / METRICS).read_text()) == OLD
-    assert leftovers(out_dir) == []
 
 
 def test_scoring_failure_leaves_the_old_metrics(tmp_path, out_dir):

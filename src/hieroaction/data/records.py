@@ -17,6 +17,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from hieroaction.errors import DataError
+from hieroaction.io import atomic_open
 
 SCHEMA_VERSION = 1
 
@@ -184,17 +185,14 @@ def _describe_validation_error(exc: ValidationError) -> str:
 
 
 def write_jsonl(records: Iterable[Record], path: str | Path) -> int:
-    """Write records to ``path`` atomically (a temporary file renamed into place)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
+    """Write records to ``path`` atomically (:func:`hieroaction.io.atomic_open`); returns how
+    many."""
     count = 0
-    with tmp.open("w", encoding="utf-8") as fh:
+    with atomic_open(path, "w") as fh:
         for record in records:
             fh.write(record.to_json())
             fh.write("\n")
             count += 1
-    tmp.replace(path)
     return count
 
 

@@ -14,7 +14,7 @@ from typing import Any
 from hieroaction.demo.budget import format_seconds
 from hieroaction.demo.config import DemoConfig
 from hieroaction.demo.summary import SUMMARY_METRICS
-from hieroaction.evaluation.files import write_atomic, write_json_atomic
+from hieroaction.io import write_atomic, write_json_atomic
 from hieroaction.reports.html import Markup, escape, format_value, page, table
 from hieroaction.reports.svg import PALETTE, nice_ticks
 

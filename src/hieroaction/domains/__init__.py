@@ -15,9 +15,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from hieroaction.errors import ConfigError
+from hieroaction.io import read_yaml_mapping
 
 _FORMULA_KINDS = ("product", "signed_sum", "identity")
 
@@ -119,14 +118,7 @@ class Domain:
     @classmethod
     def from_yaml(cls, path: str | Path) -> Domain:
         """Load a domain description file."""
-        path = Path(path)
-        try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except (OSError, yaml.YAMLError) as exc:
-            raise ConfigError(f"{path}: cannot read the domain file ({exc})") from None
-        if not isinstance(data, dict):
-            raise ConfigError(f"{path}: a domain file must be a YAML mapping")
-        return cls.from_mapping(data, source=str(path))
+        return cls.from_mapping(read_yaml_mapping(path, what="domain file"), source=str(path))
 
 
 _registered: dict[str, Domain] = {}
@@ -137,7 +129,7 @@ def _builtin(name: str) -> Domain | None:
     ref = resources.files("hieroaction.domains") / "data" / f"{name}.yaml"
     if not ref.is_file():
         return None
-    return Domain.from_mapping(yaml.safe_load(ref.read_text(encoding="utf-8")), source=str(ref))
+    return Domain.from_mapping(read_yaml_mapping(ref, what="domain file"), source=str(ref))
 
 
 def builtin_domain_names() -> list[str]:

@@ -20,7 +20,7 @@ from functools import lru_cache
 from importlib import resources
 from typing import Any
 
-import yaml
+from hieroaction.io import read_yaml_mapping
 
 _NUMBER = re.compile(r"^\s*([1-6])(\d{2,3})([A-Da-d])\s*$")
 
@@ -29,7 +29,7 @@ _NUMBER = re.compile(r"^\s*([1-6])(\d{2,3})([A-Da-d])\s*$")
 def diving_data() -> dict[str, Any]:
     """The parsed ``diving.yaml``."""
     ref = resources.files("hieroaction.domains") / "data" / "diving.yaml"
-    return yaml.safe_load(ref.read_text(encoding="utf-8"))
+    return read_yaml_mapping(ref, what="diving rules file")
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,6 @@ from hieroaction.config import config_to_dict
 from hieroaction.data.records import BadLine, Record, read_jsonl
 from hieroaction.domains import get_domain
 from hieroaction.errors import ConfigError, DataError
-from hieroaction.evaluation.files import write_json_atomic, write_jsonl_atomic
 from hieroaction.evaluation.predictions import (
     LineProblem,
     PredictionRow,
@@ -38,6 +37,7 @@ from hieroaction.evaluation.predictions import (
 )
 from hieroaction.evaluation.scoring import Evaluation, ScoringConfig, score_predictions
 from hieroaction.inference import AssessResult, Assessor, InferenceConfig
+from hieroaction.io import write_json_atomic, write_jsonl_atomic
 from hieroaction.reports.assessment import ReportConfig
 from hieroaction.reports.evaluation import Example, choose_examples, write_evaluation_report
 from hieroaction.video import FrameCache

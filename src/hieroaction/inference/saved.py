@@ -18,7 +18,7 @@ from typing import Any
 import yaml
 
 from hieroaction.errors import ConfigError
-from hieroaction.evaluation.files import write_atomic
+from hieroaction.io import read_yaml_mapping, write_atomic
 
 SETTINGS_FILE = "hieroaction_inference.yaml"
 PROMPT_FILE = "hieroaction_prompt.yaml"
@@ -91,12 +91,7 @@ def read_settings(model: str | Path | None) -> dict[str, Any]:
     path = folder / SETTINGS_FILE
     if not path.is_file():
         return {}
-    try:
-        settings = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"{path}: cannot read the model's inference settings ({exc.__class__.__name__})") from None
-    if not isinstance(settings, dict):
-        raise ConfigError(f"{path}: the model's inference settings must be a YAML mapping")
+    settings = read_yaml_mapping(path, what="model's inference settings")
     prompt = settings.get("prompt")
     if isinstance(prompt, dict) and prompt.get("template"):
         template = Path(prompt["template"])

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from hieroaction.errors import ConfigError, VideoError
+from hieroaction.io import read_json_object
 from hieroaction.models.families import (
     IMAGE_TOKEN,
     VIDEO_TOKEN,
@@ -344,17 +345,6 @@ def _find_video_config(folder: Path) -> tuple[dict[str, Any] | None, str]:
         if file.is_file():
             return read_json_object(file), str(file)
     return None, ""
-
-
-def read_json_object(path: Path) -> dict[str, Any]:
-    """A JSON file holding an object, or one sentence saying why it is not one."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ConfigError(f"{path}: not a readable JSON file ({exc.__class__.__name__})") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a JSON object")
-    return data
 
 
 def collate(

@@ -19,11 +19,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from hieroaction.data.records import Record
 from hieroaction.domains import Domain, get_domain
 from hieroaction.errors import ConfigError
+from hieroaction.io import read_yaml_mapping
 from hieroaction.sar.assessment import normalise_number
 from hieroaction.sar.markup import format_number
 from hieroaction.sar.render import sar_skeleton
@@ -97,19 +96,12 @@ class _Template:
         self.sources.append(source)
 
 
-def _read_yaml(text: str, source: str) -> Any:
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{source}: not valid YAML ({exc})") from None
-
-
 @lru_cache(maxsize=32)
-def _builtin_template(name: str) -> Any:
+def _builtin_template(name: str) -> dict[str, Any] | None:
     ref = resources.files("hieroaction.prompts") / "templates" / f"{name}.yaml"
     if not ref.is_file():
         return None
-    return _read_yaml(ref.read_text(encoding="utf-8"), f"prompt template {name}.yaml")
+    return read_yaml_mapping(ref, what="prompt template", name=f"prompt template {name}.yaml")
 
 
 def builtin_template_names() -> list[str]:
@@ -131,11 +123,7 @@ def load_template(domain: str, override: str | Path | None = None) -> _Template:
         template.update(own, f"prompt template {domain}.yaml")
     if override is not None:
         path = Path(override)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ConfigError(f"{path}: cannot read the prompt template ({exc.strerror})") from None
-        template.update(_read_yaml(text, str(path)) or {}, str(path))
+        template.update(read_yaml_mapping(path, what="prompt template", empty_ok=True), str(path))
     for key in ("system", "user"):
         if key not in template.texts:
             raise ConfigError(f"{template.sources[-1]}: the prompt template has no {key!r} text")

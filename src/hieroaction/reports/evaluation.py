@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hieroaction.evaluation.files import write_atomic
 from hieroaction.evaluation.predictions import TruthRow
 from hieroaction.evaluation.scoring import Evaluation
 from hieroaction.inference import AssessResult
+from hieroaction.io import write_atomic
 from hieroaction.reports.assessment import (
     ReportConfig,
     assessment_html,

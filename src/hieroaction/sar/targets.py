@@ -27,12 +27,12 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 
 from hieroaction.data.records import Record
 from hieroaction.domains import Domain, get_domain
 from hieroaction.errors import ConfigError, DataError
+from hieroaction.io import read_yaml_mapping
 from hieroaction.sar.assessment import Assessment, StepAssessment, normalise_number
 from hieroaction.sar.markup import format_number
 from hieroaction.sar.render import render_sar
@@ -141,19 +141,9 @@ class Phrases:
 @lru_cache(maxsize=8)
 def load_phrases(path: str | None = None) -> Phrases:
     """The phrasing pools: the built-in file, or the YAML file at ``path``."""
-    if path is None:
-        ref = resources.files("hieroaction.sar") / "data" / "phrases.yaml"
-        text, where = ref.read_text(encoding="utf-8"), "built-in phrases.yaml"
-    else:
-        try:
-            text, where = Path(path).read_text(encoding="utf-8"), str(path)
-        except OSError as exc:
-            raise ConfigError(f"{path}: cannot read the phrase file ({exc.strerror})") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{where}: not valid YAML ({exc})") from None
-    return Phrases.from_mapping(data, where)
+    builtin = resources.files("hieroaction.sar") / "data" / "phrases.yaml"
+    source, where = (builtin, "built-in phrases.yaml") if path is None else (Path(path), str(path))
+    return Phrases.from_mapping(read_yaml_mapping(source, what="phrase file", name=where), where)
 
 
 # --- text -------------------------------------------------------------------------------------

@@ -19,7 +19,6 @@ and reduced, which smooths edges so that half a quality point still moves pixels
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
@@ -30,6 +29,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from hieroaction.errors import ConfigError, VideoError
+from hieroaction.io import atomic_path
 
 RGB = tuple[int, int, int]
 
@@ -329,11 +329,9 @@ def write_video(
     gets its speed from encoding many clips in parallel instead.
     """
     config = config or VideoConfig()
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     rate = Fraction(fps).limit_denominator(1001)
     try:
-        with av.open(str(tmp), mode="w", format="mp4") as container:
+        with atomic_path(path) as tmp, av.open(str(tmp), mode="w", format="mp4") as container:
             stream = container.add_stream(codec, rate=rate)
             stream.width, stream.height = int(frames.shape[2]), int(frames.shape[1])
             stream.pix_fmt = "yuv420p"
@@ -352,7 +350,5 @@ def write_video(
                 frame.time_base = 1 / rate
                 container.mux(stream.encode(frame))
             container.mux(stream.encode(None))
-        tmp.replace(path)
     except (OSError, av.FFmpegError) as exc:
-        tmp.unlink(missing_ok=True)
         raise VideoError(f"{path}: cannot write the video ({exc})") from None

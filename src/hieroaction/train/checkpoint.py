@@ -19,16 +19,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from hieroaction.io import read_json_object, write_atomic
+
 LATEST = "latest"
 STATE = "trainer_state.json"
-
-
-def _write_text_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    with tmp.open("rb") as fh:
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
 
 
 def checkpoint_name(step: int) -> str:
@@ -103,7 +97,8 @@ def save_checkpoint(
     if final.exists():  # a re-run of the same step after a resume
         shutil.rmtree(final)
     os.replace(partial, final)
-    _write_text_atomic(output_dir / LATEST, final.name)
+    # Also syncs output_dir, so the rename above survives a power cut too.
+    write_atomic(output_dir / LATEST, final.name)
     if keep is not None:
         complete = sorted(p for p in output_dir.glob("checkpoint-*") if (p / STATE).is_file())
         for old in complete[:-keep]:
@@ -112,7 +107,7 @@ def save_checkpoint(
 
 
 def load_trainer_state(checkpoint: Path) -> dict[str, Any]:
-    return json.loads((checkpoint / STATE).read_text(encoding="utf-8"))
+    return read_json_object(checkpoint / STATE)
 
 
 def restore_optimizer(

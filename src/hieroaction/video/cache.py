@@ -11,11 +11,11 @@ timestamps) named by a hash of
 - every :class:`~hieroaction.video.sample.FrameConfig` field and the entry format version.
 
 So editing a video, a window or a setting gives a new entry, never a stale one. Entries are
-written to a temporary file, synced and renamed into place (``os.replace``): a killed process
-leaves at most a temporary file (swept later), never a half entry. Training, RL and evaluation
-read clips through :meth:`FrameCache.load`, so no training step decodes video;
-:func:`precompute` fills the cache for a whole records file in parallel processes and writes the
-records it could not read to ``failures.jsonl`` in the cache folder.
+written with :func:`hieroaction.io.atomic_open` (a temporary file, synced and renamed into
+place): a killed process leaves at most a temporary file (swept later), never a half entry.
+Training, RL and evaluation read clips through :meth:`FrameCache.load`, so no training step
+decodes video; :func:`precompute` fills the cache for a whole records file in parallel processes
+and writes the records it could not read to ``failures.jsonl`` in the cache folder.
 """
 
 from __future__ import annotations
@@ -26,7 +26,6 @@ import multiprocessing
 import os
 import sys
 import time
-import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +35,7 @@ import numpy as np
 
 from hieroaction.data.records import BadLine, Record
 from hieroaction.errors import HieroActionError, VideoError
+from hieroaction.io import atomic_open, write_atomic
 from hieroaction.video.decode import read_clip, resolve_source
 from hieroaction.video.frame_folder import FrameFolderReader
 from hieroaction.video.sample import Clip, FrameConfig
@@ -167,24 +167,14 @@ class FrameCache:
     def put(self, key: str, clip: Clip) -> Path:
         """Store ``clip`` as entry ``key`` atomically; returns the entry's path."""
         final = self.path(key)
-        final.parent.mkdir(parents=True, exist_ok=True)
         meta = {"key": key, "clip": clip.metadata()}
         arrays = {
             "frames": np.ascontiguousarray(clip.frames, dtype=np.uint8),
             "indices": np.ascontiguousarray(clip.indices, dtype=np.int64),
             "timestamps": np.ascontiguousarray(clip.timestamps, dtype=np.float64),
         }
-        tmp = final.with_name(f".{key}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-        try:
-            with tmp.open("wb") as fh:
-                _write_entry(fh, meta, arrays)
-                fh.flush()
-                # Synced before the rename, so a crash cannot leave a named but empty entry.
-                os.fsync(fh.fileno())
-            os.replace(tmp, final)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
+        with atomic_open(final, "wb") as fh:
+            _write_entry(fh, meta, arrays)
         return final
 
     def sweep_temporary(self, older_than: float = _STALE_TEMP_SECONDS) -> int:
@@ -384,8 +374,4 @@ def _run(
 
 def _write_manifest(path: Path, failures: list[Failure]) -> None:
     # Rewritten on every run (empty when nothing failed), so it never lists fixed records.
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with tmp.open("w", encoding="utf-8") as fh:
-        for failure in failures:
-            fh.write(failure.to_json() + "\n")
-    os.replace(tmp, path)
+    write_atomic(path, "".join(failure.to_json() + "\n" for failure in failures))

@@ -9,10 +9,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from hieroaction.data.records import Record
 from hieroaction.errors import DataError
+from hieroaction.io import read_yaml_mapping
 
 
 @dataclass
@@ -91,7 +90,4 @@ def dataset_description(filename: str) -> dict[str, Any]:
     """The parsed dataset description ``domains/data/datasets/<filename>`` (file names, class
     names, label sets, fps: each dataset's facts as data)."""
     ref = resources.files("hieroaction.domains") / "data" / "datasets" / filename
-    data = yaml.safe_load(ref.read_text(encoding="utf-8"))
-    if not isinstance(data, dict):
-        raise DataError(f"{filename}: a dataset description must be a YAML mapping")
-    return data
+    return read_yaml_mapping(ref, what="dataset description", name=filename, error=DataError)

@@ -20,7 +20,6 @@ type, the 80 % of numbers first in a SHA-256 order are train (583 + 350 = 933 tr
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import Sequence
@@ -41,6 +40,7 @@ from hieroaction.data.adapters.generic import (
 from hieroaction.data.records import Action, Record, Score, Step, VideoRef
 from hieroaction.domains import get_domain
 from hieroaction.errors import DataError
+from hieroaction.io import read_json_object
 
 DATASET = "finefs"
 DOMAIN = "figure_skating"
@@ -258,14 +258,15 @@ def load(annotations_dir: Path, frames_dir: Path | None = None,
     for number, path in sorted(files.items()):
         record_id = f"{DATASET}/{number}"
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-            if not isinstance(data, dict):
-                raise ValueError(f"the file holds a {type(data).__name__}; expected an object")
+            data = read_json_object(path, error=DataError)
             problems: list[str] = []
             label_problems: list[str] = []
             record = _record(path, number, data, splits.get(number), video_root, problems,
                              label_problems)
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError, ValueError) as exc:
+        except DataError as exc:  # already names the file
+            result.problems.append(Problem(record_id, "unreadable", str(exc)))
+            continue
+        except (OSError, ValueError) as exc:
             result.problems.append(Problem(record_id, "unreadable", f"{path}: {exc}"))
             continue
         result.problems.extend(Problem(record_id, "steps", p) for p in problems)

@@ -16,7 +16,6 @@ file the trials of each task, sorted by name, are dealt round-robin into the 4 f
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -36,6 +35,7 @@ from hieroaction.data.records import Action, Record, Score, VideoRef
 from hieroaction.data.safe_pickle import load_pickle, to_float_list
 from hieroaction.domains import get_domain
 from hieroaction.errors import DataError
+from hieroaction.io import read_json
 
 DATASET = "jigsaws"
 DOMAIN = "surgical"
@@ -66,10 +66,7 @@ class _Trial:
 
 def _read_structured(path: Path) -> Any:
     if path.suffix == ".json":
-        try:
-            return json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise DataError(f"{path}: not a readable JSON file ({exc})") from None
+        return read_json(path, error=DataError)
     return load_pickle(path)
 
 
