@@ -352,7 +352,7 @@ def trl_worker(bench: BenchConfig, size: str, group_size: int, workdir: Path) ->
     from trl.data_utils import prepare_multimodal_messages
 
     from hieroaction.config import config_from_dict
-    from hieroaction.models.tiny import load_model_and_processor
+    from hieroaction.models import load_model_and_processor
     from hieroaction.rewards import COLUMNS, reward_columns
     from hieroaction.train.hpl import HPLConfig, check_inputs
 

@@ -103,7 +103,7 @@ def steps_worker(family: str, size: str, threads: int, steps: int, workdir: str)
     from transformers import TrainerCallback
 
     from hieroaction.config import config_from_dict
-    from hieroaction.models.tiny import build_tiny, count_parameters, load_model_and_processor
+    from hieroaction.models import build_tiny, count_parameters, load_model_and_processor
     from hieroaction.train.data import encode_supervised, load_examples
     from hieroaction.train.sft import SFTConfig, train_sft
 

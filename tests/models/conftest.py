@@ -21,6 +21,6 @@ def tiny_dirs(tmp_path_factory) -> dict[str, Path]:
 @pytest.fixture(scope="session")
 def loaded(tiny_dirs):
     """``(model, processor)`` per family, loaded back from the saved folders."""
-    from hieroaction.models.tiny import load_model_and_processor
+    from hieroaction.models import load_model_and_processor
 
     return {name: load_model_and_processor(path) for name, path in tiny_dirs.items()}

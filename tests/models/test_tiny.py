@@ -9,11 +9,11 @@ import torch
 
 from hieroaction.errors import ConfigError
 from hieroaction.models.families import get_family
+from hieroaction.models import load_model_and_processor
 from hieroaction.models.tiny import (
     build_tiny,
     checkpoint_parameters,
     count_parameters,
-    load_model_and_processor,
     tiny_spec,
 )
 from tests.models.clips import make_clip, video_messages

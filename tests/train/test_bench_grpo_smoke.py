@@ -41,7 +41,7 @@ def test_frames_as_images_take_twice_the_visual_tokens_of_the_video(bench, tiny_
     from PIL import Image
     from trl.data_utils import prepare_multimodal_messages
 
-    from hieroaction.models.tiny import load_model_and_processor
+    from hieroaction.models import load_model_and_processor
 
     _, ours = load_model_and_processor(tiny_models["qwen2_5_vl"])
     theirs = bench.images_only_processor(tiny_models["qwen2_5_vl"], ours.chat_template)

@@ -190,12 +190,14 @@ def test_lora_without_merge_saves_the_adapter_in_output_dir(sft_settings, tmp_pa
 @pytest.fixture
 def run_cli(monkeypatch, capsys):
     """Run ``hieroaction train sft`` through the real CLI entry point; (status, stderr)."""
-    import hieroaction.models.tiny as tiny
+    import hieroaction.models.loading as loading
+    import hieroaction.train.sft as sft
 
     def must_not_load(*args, **kwargs):
         raise AssertionError("a model was loaded before the input was checked")
 
-    monkeypatch.setattr(tiny, "load_model_and_processor", must_not_load)
+    monkeypatch.setattr(loading, "load_model_and_processor", must_not_load)
+    monkeypatch.setattr(sft, "load_model_and_processor", must_not_load)
     if "hieroaction.train.commands" not in cli.COMMAND_MODULES:
         monkeypatch.setattr(cli, "COMMAND_MODULES", (*cli.COMMAND_MODULES, "hieroaction.train.commands"))
 
@@ -229,7 +231,7 @@ def test_bad_config_key_and_type(run_cli, recipe):
 
 def test_missing_model_path(run_cli, recipe, tmp_path):
     status, error = run_cli(recipe, "--model", str(tmp_path / "no-such-model"))
-    assert status == 2 and f"model path {tmp_path / 'no-such-model'} does not exist" in error
+    assert status == 2 and f"model {tmp_path / 'no-such-model'}: no such model folder" in error
     empty = tmp_path / "empty"
     empty.mkdir()
     status, error = run_cli(recipe, "--model", str(empty))

@@ -294,7 +294,7 @@ def test_vllm_outputs_become_padded_tensors_with_the_hf_mask():
 def test_merged_lora_weights_equal_merge_and_unload_without_touching_the_policy(tiny_models):
     from peft import LoraConfig, get_peft_model
 
-    from hieroaction.models.tiny import load_model_and_processor
+    from hieroaction.models import load_model_and_processor
 
     model, _ = load_model_and_processor(tiny_models["qwen2_5_vl"])
     names = [n for n, _ in model.named_parameters()]

@@ -102,7 +102,7 @@ def processors() -> dict[str, VideoChatProcessor]:
 def test_matches_autoprocessor_with_torchvision(name, tmp_path):
     from transformers import AutoProcessor
 
-    from hieroaction.models.tiny import build_tiny, load_model_and_processor
+    from hieroaction.models import build_tiny, load_model_and_processor
 
     build_tiny(name, tmp_path / "m")
     _, ours = load_model_and_processor(tmp_path / "m")

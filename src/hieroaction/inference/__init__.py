@@ -3,7 +3,7 @@
 ``Assessor.from_pretrained(path)`` loads a checkpoint and its processor once; ``assess(video)``
 returns an :class:`AssessResult` (the parsed assessment, its problems, the raw answer and the
 time of each stage) and ``assess_many(videos)`` batches several clips. ``hieroaction assess``
-(:mod:`hieroaction.inference.commands`) is the same on the command line.
+(:mod:`hieroaction.cli.assess`) is the same on the command line.
 """
 
 from __future__ import annotations
@@ -12,10 +12,8 @@ from hieroaction.inference.assessor import (
     AssessResult,
     Assessor,
     Timings,
-    check_model_folder,
     pick_device,
     pick_dtype,
-    resolve_model_folder,
 )
 from hieroaction.inference.config import InferenceConfig
 
@@ -24,8 +22,6 @@ __all__ = [
     "Assessor",
     "InferenceConfig",
     "Timings",
-    "check_model_folder",
     "pick_device",
     "pick_dtype",
-    "resolve_model_folder",
 ]

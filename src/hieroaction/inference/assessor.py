@@ -139,72 +139,12 @@ def pick_device(device: str = "auto") -> Any:
 
 def pick_dtype(device: Any, dtype: str = "auto") -> Any:
     """``torch`` dtype for ``auto`` (bfloat16 on CUDA where supported, float16 on older CUDA
-    devices, float32 on CPU) or a dtype name."""
-    import torch
+    devices, float32 on CPU) or a precision (``bf16``/``bfloat16``, ``fp16``/``float16``,
+    ``fp32``/``float32``); see :func:`hieroaction.models.resolve_precision`."""
+    from hieroaction.models.loading import normalise_precision, resolve_precision, torch_dtype
 
-    if dtype == "auto":
-        if device.type == "cuda":
-            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        return torch.float32
-    names = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-    if dtype not in names:
-        raise ConfigError(f"dtype must be one of {['auto', *names]}, got {dtype!r}")
-    return names[dtype]
-
-
-def _looks_like_hub_id(text: str) -> bool:
-    parts = text.split("/")
-    if len(parts) != 2 or not all(parts) or text.startswith((".", "~")):
-        return False
-    # "runs/sft-1" where runs/ exists is a mistyped local folder, not an organisation's model.
-    return not Path(parts[0]).is_dir()
-
-
-def resolve_model_folder(model_id_or_path: str | Path) -> Path:
-    """A local checkpoint folder for a path or a Hugging Face Hub model id.
-
-    A hub id is looked up in the local hub cache first and only then downloaded. Raises
-    :class:`ConfigError` with one sentence when neither works.
-    """
-    text = str(model_id_or_path)
-    path = Path(text).expanduser()
-    if path.is_dir():
-        return path
-    if path.exists():
-        raise ConfigError(f"{path}: is a file; --model expects a model folder or a Hub model id")
-    if not _looks_like_hub_id(text):
-        raise ConfigError(f"{path}: no such model folder")
-    try:
-        from huggingface_hub import snapshot_download
-    except ImportError:
-        raise ConfigError(f"{text}: no such model folder") from None
-    try:
-        return Path(snapshot_download(repo_id=text, local_files_only=True))
-    except Exception:  # noqa: BLE001 - not cached yet: try the network below
-        pass
-    try:
-        return Path(snapshot_download(repo_id=text))
-    except Exception as exc:  # noqa: BLE001 - any hub failure ends in the same sentence
-        raise ConfigError(
-            f"{text}: no such model folder, and it could not be fetched from the Hugging Face "
-            f"Hub ({exc.__class__.__name__})"
-        ) from None
-
-
-def check_model_folder(folder: Path) -> None:
-    """Raise one sentence when ``folder`` is not a checkpoint with its processor."""
-    from hieroaction.models.tiny import TOKENIZER_FILES, adapter_base_model
-
-    if not (folder / "config.json").is_file():
-        if adapter_base_model(folder) is not None:
-            return  # a LoRA adapter: merged into its base model on loading (with the base's processor if it has none)
-        raise ConfigError(f"{folder}: not a model folder (it has no config.json)")
-    if not any((folder / name).is_file() for name in TOKENIZER_FILES):
-        raise ConfigError(
-            f"{folder}: the model folder has no processor (no tokenizer files); save the "
-            "processor next to the model (processor.save_pretrained) or copy the tokenizer and "
-            "preprocessor files of its base model into it"
-        )
+    normalise_precision(dtype, setting="dtype")
+    return torch_dtype(resolve_precision(dtype, device, fp16_fallback=True))
 
 
 @contextlib.contextmanager
@@ -265,10 +205,10 @@ class Assessor:
             device: overrides ``config.device`` (``auto``: CUDA when available, else CPU).
             dtype: overrides ``config.dtype`` (``auto``: bfloat16 on CUDA, float32 on CPU).
         """
-        from hieroaction.models import load_model_and_processor
+        from hieroaction.models.loading import check_loadable, load_model_and_processor, resolve_checkpoint
 
-        folder = resolve_model_folder(model_id_or_path)
-        check_model_folder(folder)
+        folder = resolve_checkpoint(model_id_or_path)
+        check_loadable(folder)
         if config is None:
             from hieroaction.config import config_from_dict
             from hieroaction.inference.saved import read_settings

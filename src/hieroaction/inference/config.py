@@ -17,7 +17,6 @@ from hieroaction.prompts import PromptConfig
 from hieroaction.video import FrameConfig
 
 DEVICES = ("auto", "cpu", "cuda")
-DTYPES = ("auto", "float32", "bfloat16", "float16")
 
 
 @dataclass
@@ -33,8 +32,10 @@ class InferenceConfig:
             tokens with the Qwen tokenizers).
         batch_size: clips per ``generate`` call.
         device: ``auto`` (CUDA when available, else CPU), ``cpu`` or ``cuda`` (or ``cuda:N``).
-        dtype: ``auto`` (bfloat16 on a CUDA device that supports it, float16 on one that does
-            not, float32 on CPU), ``float32``, ``bfloat16`` or ``float16``.
+        dtype: the precision: ``auto`` (bfloat16 on a CUDA device that supports it, float16 on
+            one that does not, float32 on CPU), ``bf16``, ``fp16`` or ``fp32`` (the spellings
+            ``bfloat16``, ``float16``, ``float32`` are the same); see
+            :func:`hieroaction.models.resolve_precision`.
         domain: the domain of clips given without one (``assess`` without ``--domain``).
     """
 
@@ -53,8 +54,9 @@ class InferenceConfig:
             raise ConfigError(f"batch_size must be at least 1, got {self.batch_size}")
         if self.device not in DEVICES and not self.device.startswith("cuda:"):
             raise ConfigError(f"device must be one of {list(DEVICES)} or cuda:N, got {self.device!r}")
-        if self.dtype not in DTYPES:
-            raise ConfigError(f"dtype must be one of {list(DTYPES)}, got {self.dtype!r}")
+        from hieroaction.models.loading import normalise_precision  # the models package loads torch
+
+        normalise_precision(self.dtype, setting="dtype")
         if self.frames.get("strategy") == "steps":
             raise ConfigError(
                 "frames.strategy 'steps' places frames by the annotated steps and would show the "

@@ -85,22 +85,6 @@ class ModelFamily:
         t, h, w = (int(x) for x in grid_thw)
         return t * h * w // (self.merge_size**2)
 
-    def build_inputs(
-        self,
-        tokenizer: Any,
-        prompt: Any,
-        videos: Any = None,
-        video_settings: Any = None,
-        add_generation_prompt: bool = True,
-    ) -> dict[str, Any]:
-        """Model inputs for chat messages (or rendered prompt text) and sampled clips (objects
-        with ``frames``, ``timestamps``, ``fps``); see
-        :class:`~hieroaction.models.processor.VideoChatProcessor`."""
-        from hieroaction.models.processor import VideoChatProcessor
-
-        processor = VideoChatProcessor(self, tokenizer, video=video_settings)
-        return processor(prompt, videos, add_generation_prompt=add_generation_prompt)
-
     @classmethod
     def from_mapping(cls, name: str, data: dict[str, Any]) -> ModelFamily:
         """Build a family from its entry in ``families.yaml``."""

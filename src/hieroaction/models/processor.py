@@ -263,7 +263,12 @@ class VideoChatProcessor:
         ``video_preprocessor_config.json``, then ``preprocessor_config.json``)."""
         from transformers import AutoTokenizer
 
-        folder = resolve_model_path(path)
+        folder = Path(path)
+        if not folder.is_dir():
+            raise ConfigError(
+                f"{path}: no such model folder (a Hub id loads with "
+                "hieroaction.models.load_model_and_processor)"
+            )
         if family is None:
             family = family_of_config(read_model_config(folder))
         try:
@@ -290,32 +295,6 @@ def read_model_config(folder: Path) -> Any:
     except (OSError, ValueError) as exc:
         raise ConfigError(
             f"{folder}: cannot read the model config ({exc.__class__.__name__})"
-        ) from None
-
-
-def resolve_model_path(name_or_path: str | Path) -> Path:
-    """A local checkpoint folder for a folder path or a Hugging Face Hub id (``org/name``,
-    fetched into the local cache; offline, only what is cached already)."""
-    folder = Path(name_or_path)
-    if folder.is_dir():
-        return folder
-    text = str(name_or_path)
-    looks_like_hub_id = (
-        text.count("/") == 1 and not text.startswith((".", "/", "~")) and not folder.exists()
-    )
-    if not looks_like_hub_id:
-        raise ConfigError(f"{name_or_path}: no such model folder")
-    try:
-        from huggingface_hub import snapshot_download
-
-        return Path(
-            snapshot_download(text, allow_patterns=["*.json", "*.jinja", "*.safetensors", "*.txt"])
-        )
-    # Network, authentication and missing-repository errors all mean the same to the user.
-    except Exception as exc:  # noqa: BLE001
-        raise ConfigError(
-            f"{name_or_path}: not a local model folder and not loadable from the Hugging Face Hub "
-            f"({exc.__class__.__name__})"
         ) from None
 
 

@@ -21,15 +21,9 @@ from hieroaction.errors import ConfigError
 from hieroaction.models.families import (
     ModelFamily,
     _read_data,
-    family_of_config,
     get_family,
 )
-from hieroaction.models.processor import (
-    VideoChatProcessor,
-    read_json_object,
-    read_model_config,
-    resolve_model_path,
-)
+from hieroaction.models.processor import VideoChatProcessor
 from hieroaction.models.tokenizer import build_tokenizer
 from hieroaction.models.video_inputs import VideoSettings
 
@@ -188,69 +182,3 @@ def checkpoint_parameters(path: str | Path) -> int:
             for name in handle.keys():  # noqa: SIM118 - safe_open handles are not iterable
                 total += math.prod(handle.get_slice(name).get_shape())
     return total
-
-
-def load_model_and_processor(path: str | Path, dtype: Any = None) -> tuple[Any, VideoChatProcessor]:
-    """Load a checkpoint (a folder, tiny or released, or a Hub id) as ``(model, processor)``
-    without torchvision.
-
-    The model class comes from the folder's config (``model_type``); the processor is
-    :class:`VideoChatProcessor` configured from the saved processor config.
-    """
-    folder = resolve_model_path(path)
-    base = adapter_base_model(folder)
-    weights = folder if base is None else _adapter_base_folder(folder, base)
-    family = family_of_config(read_model_config(weights))
-    kwargs = {} if dtype is None else {"dtype": dtype}
-    try:
-        model = family.model_class.from_pretrained(weights, **kwargs)
-    except OSError as exc:
-        raise ConfigError(
-            f"{weights}: cannot load the model weights ({exc.__class__.__name__})"
-        ) from None
-    if base is not None:
-        model = _merge_adapter(model, folder)
-    # an adapter folder saved without its processor uses its base model's
-    has_processor = any((folder / name).is_file() for name in TOKENIZER_FILES)
-    processor = VideoChatProcessor.from_pretrained(folder if has_processor else weights, family=family)
-    return model.eval(), processor
-
-
-# Files that say a folder holds a tokenizer (and so a saved processor).
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "tokenizer.model")
-
-
-def adapter_base_model(folder: str | Path) -> str | None:
-    """The base model of a LoRA adapter folder (PEFT's ``adapter_config.json`` without a
-    ``config.json``), or None for a full model folder."""
-    folder = Path(folder)
-    if (folder / "config.json").is_file() or not (folder / "adapter_config.json").is_file():
-        return None
-    base = read_json_object(folder / "adapter_config.json").get("base_model_name_or_path")
-    if not base:
-        raise ConfigError(
-            f"{folder}: the LoRA adapter does not name its base model (base_model_name_or_path in "
-            "adapter_config.json); merge it into its base model, or set that field"
-        )
-    return str(base)
-
-
-def _adapter_base_folder(folder: Path, base: str) -> Path:
-    try:
-        return resolve_model_path(base)
-    except ConfigError as exc:
-        raise ConfigError(f"{folder}: the LoRA adapter's base model cannot be loaded ({exc})") from None
-
-
-def _merge_adapter(model: Any, folder: Path) -> Any:
-    """``model`` with the LoRA adapter of ``folder`` merged into its weights."""
-    try:
-        from peft import PeftModel
-    except ImportError:
-        raise ConfigError(f"{folder}: holds a LoRA adapter, and loading one needs peft (pip install peft)") from None
-    try:
-        return PeftModel.from_pretrained(model, str(folder)).merge_and_unload()
-    except (OSError, ValueError, RuntimeError) as exc:
-        raise ConfigError(
-            f"{folder}: the LoRA adapter does not fit its base model ({exc.__class__.__name__}: {str(exc)[:200]})"
-        ) from None

@@ -40,6 +40,7 @@ from hieroaction.config import save_config
 from hieroaction.data.records import Record, read_jsonl
 from hieroaction.errors import ConfigError
 from hieroaction.evaluation.metrics import spearman
+from hieroaction.io import write_atomic
 from hieroaction.inference.saved import write_settings as write_inference_settings
 from hieroaction.models.families import IMAGE_TOKEN, VIDEO_TOKEN, VISION_END_TOKEN, VISION_START_TOKEN
 from hieroaction.rewards import HierarchicalReward, RewardsConfig, parsed, reward_columns
@@ -54,7 +55,16 @@ from hieroaction.train.objective import (
 )
 from hieroaction.train.objective import completion_mask as _completion_mask  # the name is a parameter below
 from hieroaction.train.data import DataConfig, ExampleSet, LoadedData, load_examples
-from hieroaction.train.sft import LoraSettings, looks_like_hub_id, resolve_model_path
+from hieroaction.models.loading import (
+    LoraSettings,
+    Precision,
+    TrainableParts,
+    load_model_and_processor,
+    make_trainable,
+    normalise_precision,
+    resolve_checkpoint,
+    resolve_precision,
+)
 from hieroaction.train.vllm_rollout import (
     VLLMRollout,
     VLLMSettings,
@@ -103,8 +113,10 @@ class HPLConfig:
     max_seconds: float | None = None  # stop after the step that crosses this wall-clock budget
     forward_batch_size: int = 0  # completions per loss forward pass (0: the whole group)
     lora: LoraSettings = field(default_factory=LoraSettings)
+    trainable: TrainableParts = field(default_factory=TrainableParts)
     gradient_checkpointing: bool = False
-    bf16: Literal["auto", "true", "false"] = "auto"
+    # auto: bf16 where the GPU has it, else fp32 (weights stay fp32; bf16/fp16 run under autocast)
+    precision: Precision = "auto"
     # bookkeeping
     seed: int = 0
     save_steps: int = 25
@@ -129,6 +141,7 @@ class HPLConfig:
             raise ConfigError(f"temperature must be positive, got {self.temperature}")
         if self.beta < 0 or self.clip_low < 0 or self.clip_high < 0:
             raise ConfigError("beta, clip_low and clip_high must be >= 0")
+        self.precision = normalise_precision(self.precision)  # type: ignore[assignment]
 
 
 @dataclass
@@ -160,10 +173,7 @@ def check_inputs(config: HPLConfig) -> tuple[LoadedData, HierarchicalReward]:
 
     Also fills the frame cache, so no training step decodes video.
     """
-    if not config.model:
-        raise ConfigError("no model given; set model to an SFT checkpoint or a base model folder")
-    if not Path(config.model).is_dir() and not looks_like_hub_id(config.model):
-        raise ConfigError(f"{config.model}: no such model folder (and not a hub id like Qwen/Qwen2.5-VL-7B-Instruct)")
+    resolve_checkpoint(config.model)
     if config.rollout_backend == "vllm" and (reason := vllm_unavailable_reason()):
         raise ConfigError(reason)
     reward = HierarchicalReward(config.rewards)
@@ -229,40 +239,24 @@ class HPLTrainer:
     # ----- set-up -----------------------------------------------------------------------------
 
     def _precision(self) -> str:
-        if self.config.bf16 == "true":
-            return "bf16"
-        if self.config.bf16 == "auto" and torch.cuda.is_available() and torch.cuda.is_bf16_supported():
-            return "bf16"
-        return "no"
+        """accelerate's mixed_precision for the configured precision (fp32: "no")."""
+        precision = resolve_precision(self.config.precision)
+        return "no" if precision == "fp32" else precision
 
     def _load_model(self) -> None:
-        from hieroaction.models.tiny import load_model_and_processor
-
         config = self.config
-        model, self.processor = load_model_and_processor(resolve_model_path(config.model))
+        model, self.processor = load_model_and_processor(config.model)
         # the cached frames are already at the frame budget: the processor must not resize again
         self.processor.video = self.processor.video.for_frames(config.data.frames)
         self.family = self.processor.family
-        if config.gradient_checkpointing:
-            model.gradient_checkpointing_enable()
-            model.config.use_cache = False
         self.ref_model = None
-        if config.lora.enabled:
-            from peft import LoraConfig, get_peft_model
-
-            if config.gradient_checkpointing:
-                model.enable_input_require_grads()
-            model = get_peft_model(
-                model,
-                LoraConfig(
-                    r=config.lora.r,
-                    lora_alpha=config.lora.alpha,
-                    lora_dropout=config.lora.dropout,
-                    target_modules=list(config.lora.target_modules),
-                ),
-            )
-        elif config.beta > 0:
+        if config.beta > 0 and not config.lora.enabled:
+            # LoRA's reference is the same model with its adapters switched off
             self.ref_model = copy.deepcopy(model).eval().requires_grad_(False)
+        model = make_trainable(
+            model, config.lora, config.trainable, seed=config.seed,
+            gradient_checkpointing=config.gradient_checkpointing,
+        )
         params = [p for p in model.parameters() if p.requires_grad]
         optimizer = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay)
         warmup = max(config.warmup_steps, 0)
@@ -294,7 +288,7 @@ class HPLTrainer:
         vocab = self.policy.get_output_embeddings().weight.shape[0]
         self._vllm_allowed = allowed_token_ids(vocab, self.blocked_ids)
         self.vllm = VLLMRollout(
-            str(resolve_model_path(config.model)), config.vllm, self.family, self.processor.video,
+            str(resolve_checkpoint(config.model)), config.vllm, self.family, self.processor.video,
             seed=config.seed + acc.process_index, process_index=acc.process_index,
             local_process_index=acc.local_process_index, num_processes=acc.num_processes,
             decode=lambda ids: tok.decode(ids, skip_special_tokens=False),
@@ -816,11 +810,8 @@ def _sampler_metrics(rollouts: Sequence[Rollout], cap: float) -> dict[str, float
 
 
 def _write_jsonl(path: Path, rows: Sequence[dict[str, Any]]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w", encoding="utf-8") as fh:
-        for row in rows:
-            fh.write(json.dumps(row) + "\n")
-    tmp.replace(path)
+    # json.dumps, not io's strict JSON: a validation rho of NaN stays NaN in metrics.jsonl
+    write_atomic(path, "".join(json.dumps(row) + "\n" for row in rows))
 
 
 def _append_jsonl(path: Path, *rows: dict[str, Any]) -> None:

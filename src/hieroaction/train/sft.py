@@ -30,19 +30,31 @@ from __future__ import annotations
 import json
 import logging
 import math
-import re
 import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 
 from hieroaction.config import config_to_dict, load_config, save_config
 from hieroaction.errors import ConfigError
 from hieroaction.inference.saved import write_settings as write_inference_settings
-from hieroaction.models.families import ModelFamily, family_of_config
+from hieroaction.io import append_jsonl, read_json_object, read_yaml_mapping, write_atomic
+from hieroaction.models.families import ModelFamily
+from hieroaction.models.loading import (
+    LoraSettings,
+    Precision,
+    TrainableParts,
+    checkpoint_family,
+    load_model_and_processor,
+    make_trainable,
+    merge_adapter,
+    normalise_precision,
+    resolve_checkpoint,
+    resolve_precision,
+    torch_dtype,
+)
 from hieroaction.models.video_inputs import VideoSettings
 from hieroaction.train.data import (
     DataConfig,
@@ -55,17 +67,12 @@ from hieroaction.train.data import (
 
 logger = logging.getLogger("hieroaction.train")
 
-Precision = Literal["auto", "bf16", "fp16", "fp32"]
-
 CONFIG_FILE = "sft_config.yaml"
 DATA_ORDER_FILE = "data_order.jsonl"
 SKIP_LIST_FILE = "skipped_records.jsonl"
 ADAPTER_DIR = "adapter"
 CHECKPOINT_PREFIX = "checkpoint-"  # transformers' PREFIX_CHECKPOINT_DIR
 TRAINER_STATE_FILE = "trainer_state.json"  # written last into a checkpoint: its presence marks it complete
-
-# A Hugging Face hub id: "owner/name".
-_HUB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 # Settings that may change when a run is resumed; any other change would alter the model, the
 # data or its order, so resuming refuses it.
@@ -75,56 +82,6 @@ RESUMABLE_CHANGES = frozenset({
     "log_data_order", "attn_implementation", "gradient_checkpointing", "lora.merge", "data.decode_workers",
     "data.cache_dir", "data.video_root", "data.max_eval_samples", "data.eval_split",
 })
-
-
-@dataclass
-class LoraSettings:
-    """LoRA (PEFT) instead of full fine-tuning.
-
-    ``target_modules`` are module names (the last part of a module's path); modules of frozen
-    parts (see :class:`TrainableParts`) are never adapted. With ``merge`` the final model in
-    ``output_dir`` has the adapter merged in and the adapter is kept in ``output_dir/adapter``;
-    without it ``output_dir`` holds the adapter only.
-    """
-
-    enabled: bool = False
-    r: int = 16
-    alpha: int = 32
-    dropout: float = 0.05
-    target_modules: list[str] = field(
-        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
-    )
-    merge: bool = True
-
-    def __post_init__(self) -> None:
-        if self.r < 1 or self.alpha <= 0:
-            raise ConfigError(f"lora.r and lora.alpha must be positive, got {self.r} and {self.alpha}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ConfigError(f"lora.dropout must be in [0, 1), got {self.dropout}")
-        if self.enabled and not self.target_modules:
-            raise ConfigError("lora.target_modules must name at least one module")
-
-
-@dataclass
-class TrainableParts:
-    """Which parts of the VLM learn (full fine-tuning: requires_grad; LoRA: adapted or not).
-
-    The language model always learns. Parameter names are matched with ``re.search``; the
-    defaults fit the Qwen VL families (``model.visual.*``; the projector is
-    ``visual.merger`` plus Qwen3-VL's ``visual.deepstack_merger_list``).
-    """
-
-    vision: bool = False  # the vision tower (ViT blocks, patch embedding)
-    merger: bool = True  # the vision-to-language projector
-    vision_pattern: str = r"(^|\.)visual\."
-    merger_pattern: str = r"(^|\.)visual\.(merger|deepstack_merger_list)(\.|$)"
-
-    def __post_init__(self) -> None:
-        for name in ("vision_pattern", "merger_pattern"):
-            try:
-                re.compile(getattr(self, name))
-            except re.error as exc:
-                raise ConfigError(f"trainable.{name} is not a valid regular expression ({exc})") from None
 
 
 @dataclass
@@ -184,8 +141,7 @@ class SFTConfig:
         choices = [s.value for s in SchedulerType]
         if self.lr_scheduler not in choices:
             raise ConfigError(f"config key 'lr_scheduler' must be one of {choices}, got {self.lr_scheduler!r}")
-        if self.precision not in ("auto", "bf16", "fp16", "fp32"):
-            raise ConfigError(f"config key 'precision' must be auto, bf16, fp16 or fp32, got {self.precision!r}")
+        self.precision = normalise_precision(self.precision)  # type: ignore[assignment]
 
 
 @dataclass
@@ -228,53 +184,6 @@ def load_sft_config(path: str | Path | None, overrides: Sequence[str] | None = N
     return load_config(SFTConfig, path, list(overrides or []))
 
 
-def looks_like_hub_id(model: str) -> bool:
-    """True for an ``owner/name`` string that is not a local path."""
-    return bool(_HUB_ID.fullmatch(model)) and not Path(model).expanduser().exists()
-
-
-def resolve_model_path(model: str) -> Path:
-    """A local checkpoint folder for ``model``: the folder itself, or a hub id's download.
-
-    Raises :class:`ConfigError` for a path that does not exist and is not a hub id, a folder
-    without ``config.json``, or a hub id that cannot be fetched.
-    """
-    if not model:
-        raise ConfigError("config key 'model' is required (a checkpoint folder or a hub id such as Qwen/Qwen2.5-VL-7B-Instruct)")
-    path = Path(model).expanduser()
-    if path.exists():
-        if not path.is_dir():
-            raise ConfigError(f"model {model}: is a file; expected a checkpoint folder or a hub id")
-        if not (path / "config.json").is_file():
-            raise ConfigError(f"model {model}: the folder holds no config.json, so it is not a model checkpoint")
-        return path
-    if _HUB_ID.fullmatch(model) is None:
-        raise ConfigError(
-            f"model path {model} does not exist (expected a checkpoint folder or a hub id such as "
-            "Qwen/Qwen2.5-VL-7B-Instruct)"
-        )
-    try:
-        from huggingface_hub import snapshot_download
-
-        return Path(snapshot_download(model))
-    except Exception as exc:  # noqa: BLE001 - network, auth and missing repos all mean the same here
-        raise ConfigError(
-            f"model {model}: no such local folder, and the hub id could not be fetched "
-            f"({exc.__class__.__name__})"
-        ) from None
-
-
-def model_family(model_path: Path) -> ModelFamily:
-    """The family of a checkpoint folder, from its config (no weights loaded)."""
-    from transformers import AutoConfig
-
-    try:
-        config = AutoConfig.from_pretrained(model_path)
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"{model_path}: cannot read the model config ({exc.__class__.__name__})") from None
-    return family_of_config(config)
-
-
 def complete_checkpoints(output_dir: str | Path) -> list[Path]:
     """Checkpoint folders whose save finished (trainer state written), by step."""
     out = []
@@ -292,10 +201,10 @@ def _checkpoint_step(folder: Path) -> int | None:
 
 def _is_complete(folder: Path, step: int) -> bool:
     try:
-        state = json.loads((folder / TRAINER_STATE_FILE).read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
+        state = read_json_object(folder / TRAINER_STATE_FILE)
+    except ConfigError:
         return False
-    return isinstance(state, dict) and state.get("global_step") == step
+    return state.get("global_step") == step
 
 
 def _flatten(data: Any, prefix: str = "") -> dict[str, Any]:
@@ -309,11 +218,9 @@ def _flatten(data: Any, prefix: str = "") -> dict[str, Any]:
 
 def _check_resume_matches(config: SFTConfig, saved_file: Path) -> None:
     try:
-        saved = yaml.safe_load(saved_file.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError):
+        saved = read_yaml_mapping(saved_file)
+    except ConfigError:
         return  # nothing reliable to compare with
-    if not isinstance(saved, dict):
-        return
     now = _flatten(json.loads(json.dumps(config_to_dict(config))))
     before = _flatten(saved)
     for key in sorted(set(now) | set(before)):
@@ -350,19 +257,6 @@ def _resume_point(config: SFTConfig, output_dir: Path) -> Path | None:
     return folder
 
 
-def resolve_precision(precision: Precision) -> Literal["bf16", "fp16", "fp32"]:
-    """``auto``: bf16 on a GPU that supports it, else fp32."""
-    import torch
-
-    if precision != "auto":
-        if precision == "fp16" and not torch.cuda.is_available():
-            raise ConfigError("precision fp16 needs a CUDA GPU; use bf16, fp32 or auto")
-        return precision
-    if torch.cuda.is_available() and torch.cuda.is_bf16_supported():
-        return "bf16"
-    return "fp32"
-
-
 def check_sft_config(config: SFTConfig) -> SFTPlan:
     """Every check that needs neither the records nor the model weights: required keys, the
     model path and family, frame settings against the family, reporting, output folder and
@@ -371,8 +265,8 @@ def check_sft_config(config: SFTConfig) -> SFTPlan:
         raise ConfigError("config key 'output_dir' is required")
     if not config.data.records:
         raise ConfigError("config key 'data.records' is required (a unified-records JSONL file)")
-    model_path = resolve_model_path(config.model)
-    family = model_family(model_path)
+    model_path = resolve_checkpoint(config.model)
+    family = checkpoint_family(model_path)
     VideoSettings.for_family(family).for_frames(config.data.frames)
     if "tensorboard" in config.report_to:
         from transformers.integrations import is_tensorboard_available
@@ -404,87 +298,10 @@ def prepare_sft(config: SFTConfig, progress: bool = True) -> SFTPlan:
 # ---------------------------------------------------------------------------------------------
 
 
-def _dtype(precision: str) -> Any:
-    import torch
-
-    # fp16 mixed precision keeps fp32 master weights (the grad scaler refuses fp16 parameters).
-    return torch.bfloat16 if precision == "bf16" else torch.float32
-
-
-def _matching(names: Sequence[str], pattern: str) -> list[str]:
-    regex = re.compile(pattern)
-    return [n for n in names if regex.search(n)]
-
-
-def _root_modules(model: Any, pattern: str) -> list[str]:
-    """Names of the outermost modules whose name matches ``pattern``."""
-    regex = re.compile(pattern)
-    names = [n for n, _ in model.named_modules() if n and regex.search(n + ".")]
-    return [n for n in names if not any(n.startswith(p + ".") for p in names if p != n)]
-
-
-def set_trainable(model: Any, parts: TrainableParts) -> dict[str, int]:
-    """Full fine-tuning: freeze the parts ``parts`` keeps frozen. Returns parameter counts
-    (``trainable``, ``total``); raises :class:`ConfigError` when the vision pattern matches no
-    parameter (it does not fit this model)."""
-    names = [n for n, _ in model.named_parameters()]
-    vision = set(_matching(names, parts.vision_pattern))
-    merger = set(_matching(names, parts.merger_pattern))
-    if not vision:
-        raise ConfigError(
-            f"trainable.vision_pattern {parts.vision_pattern!r} matches no parameter of the model"
-        )
-    for name, param in model.named_parameters():
-        if name in merger:
-            param.requires_grad_(parts.merger)
-        elif name in vision:
-            param.requires_grad_(parts.vision)
-        else:
-            param.requires_grad_(True)
-    return _counts(model)
-
-
-def _counts(model: Any) -> dict[str, int]:
-    total = sum(p.numel() for p in model.parameters())
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    return {"trainable": trainable, "total": total}
-
-
-def apply_lora(model: Any, lora: LoraSettings, parts: TrainableParts, seed: int) -> Any:
-    """Wrap ``model`` with LoRA adapters on ``lora.target_modules``, leaving frozen parts out
-    (the projector, when trainable, is trained in full via ``modules_to_save``)."""
-    from peft import LoraConfig, get_peft_model
-    from transformers import set_seed
-
-    module_names = [n for n, _ in model.named_modules() if n]
-    merger_roots = _root_modules(model, parts.merger_pattern)
-    merger_all = {n for n in module_names if any(n == r or n.startswith(r + ".") for r in merger_roots)}
-    excluded = set(merger_all)
-    if not parts.vision:
-        excluded.update(_matching(module_names, parts.vision_pattern))
-    peft_config = LoraConfig(
-        r=lora.r,
-        lora_alpha=lora.alpha,
-        lora_dropout=lora.dropout,
-        target_modules=list(lora.target_modules),
-        exclude_modules=sorted(excluded) or None,
-        modules_to_save=merger_roots if parts.merger and merger_roots else None,
-        task_type="CAUSAL_LM",
-    )
-    set_seed(seed)  # the adapters' initialisation
-    try:
-        return get_peft_model(model, peft_config)
-    except ValueError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
-        raise ConfigError(f"lora.target_modules {list(lora.target_modules)} do not fit the model ({first})") from None
-
-
 def load_for_training(plan: SFTPlan) -> tuple[Any, Any]:
     """Load the model and processor of ``plan`` and make the configured parts trainable."""
-    from hieroaction.models.tiny import load_model_and_processor
-
     config = plan.config
-    model, processor = load_model_and_processor(plan.model_path, dtype=_dtype(plan.precision))
+    model, processor = load_model_and_processor(plan.model_path, dtype=_weights_dtype(plan.precision))
     if config.attn_implementation:
         try:
             model.set_attn_implementation(config.attn_implementation)
@@ -493,18 +310,15 @@ def load_for_training(plan: SFTPlan) -> tuple[Any, Any]:
     # Frames come from the cache already on the family's grid and budget: the processor must
     # not resize them again, and the saved processor must describe the same budget.
     processor.video = processor.video.for_frames(config.data.frames)
-    if config.lora.enabled:
-        for param in model.parameters():
-            param.requires_grad_(False)
-        model = apply_lora(model, config.lora, config.trainable, config.seed)
-    else:
-        set_trainable(model, config.trainable)
-    counts = _counts(model)
-    logger.info(
-        "model %s (%s): %d of %d parameters trainable (%s)", plan.model_path, plan.family.name,
-        counts["trainable"], counts["total"], "LoRA" if config.lora.enabled else "full fine-tuning",
-    )
+    # the Trainer turns on gradient checkpointing itself (training_arguments)
+    model = make_trainable(model, config.lora, config.trainable, seed=config.seed)
+    logger.info("model %s (%s)", plan.model_path, plan.family.name)
     return model, processor
+
+
+def _weights_dtype(precision: str) -> Any:
+    """fp16 mixed precision keeps fp32 master weights (the grad scaler refuses fp16 parameters)."""
+    return torch_dtype("bf16" if precision == "bf16" else "fp32")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -530,8 +344,7 @@ def _trainer_class() -> type:
             index = inputs.pop("example_index", None)
             if index is not None and model.training and self.data_order_file is not None and self.is_world_process_zero():
                 entry = {"step": self.state.global_step + 1, "ids": [self.record_ids[int(i)] for i in index.tolist()]}
-                with self.data_order_file.open("a", encoding="utf-8") as fh:
-                    fh.write(json.dumps(entry) + "\n")
+                append_jsonl(self.data_order_file, entry)
             return super().compute_loss(model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch)
 
         def _load_from_checkpoint(self, resume_from_checkpoint: str, model: Any = None) -> None:
@@ -616,9 +429,7 @@ def _truncate_data_order(path: Path, last_step: int) -> None:
                 kept.append(line + "\n")
         except (json.JSONDecodeError, KeyError, TypeError):
             continue
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("".join(kept), encoding="utf-8")
-    tmp.replace(path)
+    write_atomic(path, "".join(kept))
 
 
 def _remove_incomplete_checkpoints(output_dir: Path) -> None:
@@ -646,12 +457,8 @@ def _merge_adapter(plan: SFTPlan, adapter_dir: Path, processor: Any) -> None:
     Done from the saved adapter rather than the training model so it also works after DeepSpeed
     ZeRO-3 or FSDP, where no single process holds the whole model.
     """
-    from peft import PeftModel
-
-    from hieroaction.models.tiny import load_model_and_processor
-
-    base, _ = load_model_and_processor(plan.model_path, dtype=_dtype(plan.precision))
-    merged = PeftModel.from_pretrained(base, str(adapter_dir)).merge_and_unload()
+    base, _ = load_model_and_processor(plan.model_path, dtype=_weights_dtype(plan.precision))
+    merged = merge_adapter(base, adapter_dir)
     merged.save_pretrained(plan.output_dir)
     processor.save_pretrained(plan.output_dir)
 
@@ -753,15 +560,12 @@ __all__ = [
     "SFTPlan",
     "SFTResult",
     "TrainableParts",
-    "apply_lora",
     "check_sft_config",
     "complete_checkpoints",
     "load_for_training",
     "load_sft_config",
     "prepare_sft",
     "read_data_order",
-    "resolve_model_path",
-    "set_trainable",
     "train_sft",
     "training_arguments",
 ]
