@@ -4,7 +4,7 @@ import pytest
 
 from hieroaction.data.adapters import get_adapter
 from hieroaction.data.adapters.generic import load, locate_clip, observed_range, stable_order
-from hieroaction.data.commands import convert_dataset
+from hieroaction.data.convert import convert_dataset
 from hieroaction.data.records import read_jsonl
 from hieroaction.data.validate import validate_dataset
 from hieroaction.errors import DataError

@@ -6,7 +6,7 @@ import argparse
 
 import pytest
 
-from hieroaction.demo.commands import config_from_args, register
+from hieroaction.cli.demo import config_from_args, register
 from hieroaction.demo.runner import MARKER, prepare_output
 from hieroaction.errors import ConfigError, DataError
 

@@ -21,16 +21,11 @@ def run_dir(tmp_path_factory, tiny_model, records_path):
 
     out = tmp_path_factory.mktemp("eval") / "run"
     cache = tmp_path_factory.mktemp("cache")
-    original = cli_module.COMMAND_MODULES
-    cli_module.COMMAND_MODULES = ("hieroaction.evaluation.commands",)
-    try:
-        status = cli_module.main([
-            "evaluate", "--model", str(tiny_model), "--data", str(records_path), "--out", str(out),
-            "--batch-size", "4", "--max-new-tokens", "24", "--frames-cache", str(cache), "--quiet",
-            "--bootstrap", "50", "inference.frames.num_frames=8", "inference.domain=synth",
-        ])
-    finally:
-        cli_module.COMMAND_MODULES = original
+    status = cli_module.main([
+        "evaluate", "--model", str(tiny_model), "--data", str(records_path), "--out", str(out),
+        "--batch-size", "4", "--max-new-tokens", "24", "--frames-cache", str(cache), "--quiet",
+        "--bootstrap", "50", "inference.frames.num_frames=8", "inference.domain=synth",
+    ], groups=("evaluate",))
     assert status == 0
     return out, cache
 

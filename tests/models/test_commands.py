@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+import functools
+
 import pytest
 
 from hieroaction import cli
 
 
 @pytest.fixture
-def main(monkeypatch):
-    """hieroaction.cli.main with only the model commands registered (the other command modules
+def main():
+    """hieroaction.cli.main with only the model commands registered (the other command groups
     are tested in their own packages)."""
-    monkeypatch.setattr(cli, "COMMAND_MODULES", ("hieroaction.models.commands",))
-    return cli.main
+    return functools.partial(cli.main, groups=("model",))
 
 
 def test_model_tiny_writes_a_checkpoint(main, tmp_path, capsys):

@@ -8,15 +8,16 @@ from pathlib import Path
 
 import pytest
 
+from hieroaction.cli import sar as sar_commands
 from hieroaction.data.records import write_jsonl
 from hieroaction.errors import DataError
-from hieroaction.sar import commands, parse_sar
+from hieroaction.sar import parse_sar
 from tests.sar.fixtures import fixture_records
 
 
 def run(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="hieroaction")
-    commands.register(parser.add_subparsers(dest="command"))
+    sar_commands.register(parser.add_subparsers(dest="command"))
     args = parser.parse_args(argv)
     return args.handler(args)
 

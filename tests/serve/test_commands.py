@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from hieroaction.serve.commands import config_from_args, register
+from hieroaction.cli.serve import config_from_args, register
 from tests.serve.client import require_serve_extra
 
 
@@ -20,13 +20,11 @@ def parse(*argv: str) -> argparse.Namespace:
 
 
 @pytest.fixture()
-def cli(monkeypatch, capsys):
+def cli(capsys):
     from hieroaction import cli as cli_module
 
-    monkeypatch.setattr(cli_module, "COMMAND_MODULES", ("hieroaction.serve.commands",))
-
     def run(*argv: str) -> tuple[int, str]:
-        status = cli_module.main(list(argv))
+        status = cli_module.main(list(argv), groups=("serve",))
         return status, capsys.readouterr().err
 
     return run
@@ -83,7 +81,7 @@ def test_without_the_extra_the_command_says_how_to_install_it(cli, monkeypatch):
 def test_the_command_line_does_not_need_the_serve_extra():
     """``hieroaction --help`` must work without FastAPI: the command imports it only to serve."""
     code = (
-        "import argparse, sys; from hieroaction.serve.commands import register; "
+        "import argparse, sys; from hieroaction.cli.serve import register; "
         "register(argparse.ArgumentParser().add_subparsers()); "
         "from hieroaction.serve import ServeConfig; ServeConfig(); "
         "print(sorted(m for m in ('fastapi', 'uvicorn', 'starlette', 'python_multipart') if m in sys.modules))"

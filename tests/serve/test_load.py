@@ -33,8 +33,7 @@ PLATEAU_MIB = 24
 
 # Only the serve command is registered, so other areas' commands cannot break this test.
 LAUNCH = (
-    "import sys; from hieroaction import cli; cli.COMMAND_MODULES = ('hieroaction.serve.commands',); "
-    "sys.exit(cli.main(sys.argv[1:]))"
+    "import sys; from hieroaction import cli; sys.exit(cli.main(sys.argv[1:], groups=('serve',)))"
 )
 
 

@@ -1,3 +1,4 @@
+import functools
 import json
 
 import pytest
@@ -7,20 +8,20 @@ from hieroaction.data.records import read_jsonl
 
 
 @pytest.fixture
-def synth_only(monkeypatch):
-    # The command is tested through the real main(); other commands' modules are not needed.
-    monkeypatch.setattr(cli, "COMMAND_MODULES", ("hieroaction.synth.commands",))
+def main():
+    # The command is tested through the real main(); other command groups are not needed.
+    return functools.partial(cli.main, groups=("synth",))
 
 
 def test_synth_is_a_registered_command():
-    assert "hieroaction.synth.commands" in cli.COMMAND_MODULES
+    assert "synth" in cli.GROUPS
 
 
-def test_synth_command(synth_only, tmp_path, capsys):
+def test_synth_command(main, tmp_path, capsys):
     out = tmp_path / "bench"
-    status = cli.main(["synth", "--out", str(out), "--n", "10", "--seed", "2", "--quiet",
-                       "--val-fraction", "0.2", "--test-fraction", "0.3", "--size", "64",
-                       "--fps", "16", "timing.turn_jitter=0"])
+    status = main(["synth", "--out", str(out), "--n", "10", "--seed", "2", "--quiet",
+                   "--val-fraction", "0.2", "--test-fraction", "0.3", "--size", "64",
+                   "--fps", "16", "timing.turn_jitter=0"])
     assert status == 0
     printed = capsys.readouterr().out
     assert "wrote 10 clips" in printed and "difficulty oracle" in printed
@@ -33,19 +34,19 @@ def test_synth_command(synth_only, tmp_path, capsys):
             "turns"]
 
 
-def test_synth_config_file_then_flags(synth_only, tmp_path):
+def test_synth_config_file_then_flags(main, tmp_path):
     config = tmp_path / "synth.yaml"
     config.write_text("n: 4\nseed: 9\nrender: {size: 96}\n")
     out = tmp_path / "bench"
-    assert cli.main(["synth", "--out", str(out), "--config", str(config), "--seed", "3",
-                     "--quiet"]) == 0
+    assert main(["synth", "--out", str(out), "--config", str(config), "--seed", "3",
+                 "--quiet"]) == 0
     summary = json.loads((out / "synth.json").read_text())
     assert (summary["n"], summary["seed"]) == (4, 3)
     assert "size: 96" in (out / "synth_config.yaml").read_text()
     # The saved settings reproduce the run.
     again = tmp_path / "again"
-    assert cli.main(["synth", "--out", str(again), "--config", str(out / "synth_config.yaml"),
-                     "--quiet"]) == 0
+    assert main(["synth", "--out", str(again), "--config", str(out / "synth_config.yaml"),
+                 "--quiet"]) == 0
     strip = str(out), str(again)
     assert (out / "records.jsonl").read_text().replace(strip[0], "") == (
         again / "records.jsonl").read_text().replace(strip[1], "")
@@ -60,8 +61,8 @@ def test_synth_config_file_then_flags(synth_only, tmp_path):
         (["--n", "2", "--config", "missing.yaml"], "missing.yaml: no such config file"),
     ],
 )
-def test_synth_command_errors(synth_only, tmp_path, capsys, args, message):
-    assert cli.main(["synth", "--out", str(tmp_path / "o"), "--quiet", *args]) == 2
+def test_synth_command_errors(main, tmp_path, capsys, args, message):
+    assert main(["synth", "--out", str(tmp_path / "o"), "--quiet", *args]) == 2
     err = capsys.readouterr().err
     assert err.startswith("hieroaction: error:") and message in err
     assert "Traceback" not in err

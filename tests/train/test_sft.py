@@ -198,8 +198,6 @@ def run_cli(monkeypatch, capsys):
 
     monkeypatch.setattr(loading, "load_model_and_processor", must_not_load)
     monkeypatch.setattr(sft, "load_model_and_processor", must_not_load)
-    if "hieroaction.train.commands" not in cli.COMMAND_MODULES:
-        monkeypatch.setattr(cli, "COMMAND_MODULES", (*cli.COMMAND_MODULES, "hieroaction.train.commands"))
 
     def run(recipe: Path, *overrides: str) -> tuple[int, str]:
         status = cli.main(["train", "sft", "--config", str(recipe), "--quiet", *overrides])
@@ -275,9 +273,9 @@ def test_the_output_folder_says_how_to_prompt_the_model(sft_settings, tmp_path):
     """assess/serve/evaluate start from the frames and prompt the model was trained with."""
     import argparse
 
+    from hieroaction.cli.assess import config_from_args
     from hieroaction.data.records import read_jsonl
     from hieroaction.inference import Assessor
-    from hieroaction.inference.commands import config_from_args
     from hieroaction.inference.saved import PROMPT_FILE, SETTINGS_FILE
     from hieroaction.prompts import build_prompt
 

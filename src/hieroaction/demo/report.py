@@ -13,7 +13,7 @@ from typing import Any
 
 from hieroaction.demo.budget import format_seconds
 from hieroaction.demo.config import DemoConfig
-from hieroaction.demo.summary import SUMMARY_METRICS
+from hieroaction.demo.summary import MODEL_TITLES, SUMMARY_METRICS
 from hieroaction.io import write_atomic, write_json_atomic
 from hieroaction.reports.html import Markup, escape, format_value, page, table
 from hieroaction.reports.svg import PALETTE, nice_ticks
@@ -273,8 +273,6 @@ def seed_section(run: Any, titles: Mapping[str, str], examples: bool = True) -> 
 def report_html(runs: Sequence[Any], summary: Mapping[str, Any], config: DemoConfig,
                 info: Mapping[str, Any]) -> str:
     """The whole report page."""
-    from hieroaction.demo.runner import MODEL_TITLES
-
     parts = [
         "<p>The whole HieroAction recipe on the synthetic benchmark, on this machine's CPU: "
         "synthetic clips, a small randomly initialised Qwen2.5-VL, SFT cold start on SAR targets, "

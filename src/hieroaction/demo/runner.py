@@ -36,21 +36,13 @@ from hieroaction.data.records import Record, write_jsonl
 from hieroaction.demo.baselines import score_baselines
 from hieroaction.demo.budget import Clock, Progress, format_metrics, format_seconds
 from hieroaction.demo.config import DemoConfig, find_recipe, resolve_recipe_path
+from hieroaction.demo.summary import MODEL_TITLES
 from hieroaction.errors import DataError
 
 MARKER = "demo.json"  # marks a folder as a demo output (and says whether the run completed)
 REPORT = "report.html"
 METRICS = "metrics.json"
 TEST_SPLIT = "test"
-
-# Models evaluated per seed, in report order: name -> what the report calls it.
-MODEL_TITLES = {
-    "sft": "SFT cold start",
-    "hpl": "HPL (SFT + GRPO, hierarchical rewards)",
-    "grpo_score_only": "GRPO, score reward only (ablation)",
-    "mean_score": "baseline: mean training score",
-    "difficulty_oracle": "baseline: difficulty oracle",
-}
 
 
 @dataclass
@@ -577,7 +569,6 @@ def _quiet_libraries() -> None:
 
 __all__ = [
     "DemoResult",
-    "MODEL_TITLES",
     "SeedRun",
     "evaluate_models",
     "hpl_recipe",

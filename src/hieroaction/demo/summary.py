@@ -21,6 +21,15 @@ SUMMARY_METRICS = {
     "parse_failure_rate": "parse failures",
 }
 
+# Models evaluated per seed, in report order: name -> what the report calls it.
+MODEL_TITLES = {
+    "sft": "SFT cold start",
+    "hpl": "HPL (SFT + GRPO, hierarchical rewards)",
+    "grpo_score_only": "GRPO, score reward only (ablation)",
+    "mean_score": "baseline: mean training score",
+    "difficulty_oracle": "baseline: difficulty oracle",
+}
+
 # The model whose numbers are checked against the targets: the demo's end product.
 FINAL_MODEL = "hpl"
 

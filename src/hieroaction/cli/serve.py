@@ -14,7 +14,15 @@ import ipaddress
 import sys
 from typing import Any
 
-from hieroaction.config import load_config_with_flags
+from hieroaction.cli.common import (
+    add_config_flag,
+    add_device_flags,
+    add_max_new_tokens_flag,
+    add_model_flag,
+    add_set_flag,
+    saved_inference_settings,
+    settings_from_args,
+)
 from hieroaction.errors import ConfigError
 
 # Command-line flags that set a config field: flag dest -> dotted ServeConfig key.
@@ -45,7 +53,7 @@ def register(subparsers: Any) -> None:
             "deleted after processing. Needs the serve extra: pip install 'hieroaction[serve]'."
         ),
     )
-    parser.add_argument("--model", required=True, metavar="M", help="model folder (or Hub id) with its processor")
+    add_model_flag(parser, required=True)
     parser.add_argument("--host", help="address to listen on (default 127.0.0.1: this machine only)")
     parser.add_argument("--port", type=int, help="TCP port (default 7860)")
     parser.add_argument("--domain", help="default domain of the prompt (default generic)")
@@ -54,12 +62,10 @@ def register(subparsers: Any) -> None:
                         help="videos held at once, uploading, waiting or running (default 4); more get 429")
     parser.add_argument("--timeout", type=float, metavar="S", help="longest assessment in seconds (default 300)")
     parser.add_argument("--examples", type=int, metavar="N", help="bundled synthetic examples (default 3; 0: none)")
-    parser.add_argument("--max-new-tokens", type=int, metavar="N", help="longest answer (default 1024)")
-    parser.add_argument("--device", help="auto (default), cpu, cuda or cuda:N")
-    parser.add_argument("--dtype", help="auto (default), float32, bfloat16 or float16")
-    parser.add_argument("--config", metavar="FILE", help="YAML file of ServeConfig settings")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="another setting, e.g. --set inference.frames.num_frames=8 (repeatable)")
+    add_max_new_tokens_flag(parser)
+    add_device_flags(parser)
+    add_config_flag(parser, "ServeConfig")
+    add_set_flag(parser, "inference.frames.num_frames=8")
     parser.set_defaults(handler=run)
 
 
@@ -67,12 +73,10 @@ def config_from_args(args: argparse.Namespace) -> Any:
     """The server settings: config file, then ``--set`` values, then explicit flags."""
     from hieroaction.serve.config import ServeConfig
 
-    from hieroaction.inference.saved import read_settings
-
     # the model folder's own inference settings come first (what it was trained with)
-    saved = read_settings(getattr(args, "model", None))
-    return load_config_with_flags(ServeConfig, args.config, list(args.set), args, _FLAG_FIELDS,
-                                  defaults={"inference": saved} if saved else None)
+    saved = saved_inference_settings(args)
+    return settings_from_args(ServeConfig, args, _FLAG_FIELDS, overrides=args.set,
+                              defaults={"inference": saved} if saved else None)
 
 
 def _check_installed() -> None:

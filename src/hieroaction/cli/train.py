@@ -4,21 +4,9 @@
 from __future__ import annotations
 
 import argparse
-import logging
-import sys
 from typing import Any
 
-
-def _setup_logging() -> None:
-    # The trainer's own progress goes through tqdm; our messages (data checks, skipped
-    # records, where the model went) through the "hieroaction" logger, to stderr.
-    log = logging.getLogger("hieroaction")
-    if not log.handlers:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("hieroaction: %(message)s"))
-        log.addHandler(handler)
-        log.setLevel(logging.INFO)
-
+from hieroaction.cli.common import log_to_stderr, subcommands
 
 # ----- sft --------------------------------------------------------------------------------------
 
@@ -26,7 +14,7 @@ def _setup_logging() -> None:
 def _sft(args: argparse.Namespace) -> int:
     from hieroaction.train.sft import load_sft_config, prepare_sft, train_sft
 
-    _setup_logging()
+    log_to_stderr()
     config = load_sft_config(args.config, getattr(args, "overrides", None))
     if args.check:
         plan = prepare_sft(config, progress=not args.quiet)
@@ -71,7 +59,7 @@ def _hpl(args: argparse.Namespace) -> int:
     from hieroaction.config import load_config
     from hieroaction.train.hpl import HPLConfig, check_inputs, train_hpl
 
-    _setup_logging()
+    log_to_stderr()
     config = load_config(HPLConfig, args.config, getattr(args, "overrides", None))
     if args.check:
         data, reward = check_inputs(config)
@@ -107,7 +95,6 @@ def _add_hpl(sub: Any) -> None:
 def register(subparsers: Any) -> None:
     """Add ``hieroaction train`` and its jobs."""
     train = subparsers.add_parser("train", help="train a model (sft, hpl)")
-    sub = train.add_subparsers(dest="train_command", metavar="JOB")
-    sub.required = True
+    sub = subcommands(train, "train_command", metavar="JOB")
     _add_sft(sub)
     _add_hpl(sub)

@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-from hieroaction.config import load_config_with_flags
+from hieroaction.cli.common import add_config_flag, settings_from_args
 from hieroaction.synth.generator import SynthConfig, SynthSummary, generate
 
 # Command-line flags that set a config field directly: flag dest -> dotted config path.
@@ -40,7 +40,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--workers", type=int, help="rendering processes (default: CPU cores)")
     parser.add_argument("--size", type=int, help="frame side in pixels (default 112)")
     parser.add_argument("--fps", type=float, help="frames per second (default 12)")
-    parser.add_argument("--config", metavar="FILE", help="YAML file of SynthConfig settings")
+    add_config_flag(parser, "SynthConfig")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace an earlier synth output in DIR")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -49,21 +49,24 @@ def register(subparsers: Any) -> None:
 
 def config_from_args(args: argparse.Namespace) -> SynthConfig:
     """The generation settings: config file, then key=value overrides, then explicit flags."""
-    overrides = list(getattr(args, "overrides", None) or [])
-    return load_config_with_flags(SynthConfig, getattr(args, "config", None), overrides, args, _FLAG_FIELDS)
+    return settings_from_args(SynthConfig, args, _FLAG_FIELDS)
 
 
 def format_summary(summary: SynthSummary) -> str:
     """The lines printed after a run."""
     rho = summary.reference_rho
     return "\n".join([
-        f"wrote {summary.n} clips to {summary.out_dir} "
-        f"(train {summary.splits['train']}, val {summary.splits['val']}, "
-        f"test {summary.splits['test']}) in {summary.seconds:.1f} s "
-        f"with {summary.workers} worker(s), codec {summary.codec}",
+        (
+            f"wrote {summary.n} clips to {summary.out_dir} "
+            f"(train {summary.splits['train']}, val {summary.splits['val']}, "
+            f"test {summary.splits['test']}) in {summary.seconds:.1f} s "
+            f"with {summary.workers} worker(s), codec {summary.codec}"
+        ),
         f"records: {summary.records_path}",
-        f"Spearman rho on test ({rho['clips']} clips): difficulty oracle "
-        f"{rho['difficulty_oracle']}, perfect quality reader {rho['quality_reader']}",
+        (
+            f"Spearman rho on test ({rho['clips']} clips): difficulty oracle "
+            f"{rho['difficulty_oracle']}, perfect quality reader {rho['quality_reader']}"
+        ),
     ])
 
 

@@ -1,55 +1,22 @@
-"""``hieroaction data ...``: validate, convert and summarise datasets; precompute frames."""
+"""``hieroaction data ...``: validate, convert, summarise and split datasets; precompute frames."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
 
-from tqdm import tqdm
-
-from hieroaction.data.adapters import Problem, dataset_names, get_adapter
-from hieroaction.data.records import BadLine, Record, read_jsonl, write_jsonl
+from hieroaction.cli.common import subcommands
+from hieroaction.config import load_config
+from hieroaction.data.adapters import dataset_names
+from hieroaction.data.convert import convert_dataset
+from hieroaction.data.records import BadLine, read_jsonl, write_jsonl
 from hieroaction.data.splits import carve_split
 from hieroaction.data.stats import dataset_stats, format_stats
 from hieroaction.data.validate import split_counts, validate_dataset
-
-
-@dataclass
-class ConvertSummary:
-    """What :func:`convert_dataset` wrote and what it left out."""
-
-    out: Path
-    written: int
-    splits: dict[str, int]
-    skipped: list[Problem] = field(default_factory=list)  # records that could not be converted
-    warnings: list[Problem] = field(default_factory=list)  # converted, but with noisy labels
-
-
-def convert_dataset(
-    name: str, annotations: str | Path, out: str | Path, frames: str | Path | None = None
-) -> ConvertSummary:
-    """Convert a dataset's original files to a unified-records JSONL file.
-
-    Good records are always written, whatever the bad ones; the bad ones are returned.
-    """
-    adapter = get_adapter(name)
-    result = adapter.load(Path(annotations), Path(frames) if frames else None)
-    records = tqdm(
-        result.records, desc=f"writing {adapter.name}", unit="rec", disable=None, leave=False
-    )
-    written = write_jsonl(records, out)
-    skipped = [p for p in result.problems if p.kind in ("unreadable", "missing")]
-    warnings = [p for p in result.problems if p.kind not in ("unreadable", "missing")]
-    return ConvertSummary(Path(out), written, split_counts(result.records), skipped, warnings)
-
-
-def load_records_file(path: str | Path) -> tuple[list[Record], list[BadLine]]:
-    """All good records of a JSONL file, and the lines that are not records."""
-    bad: list[BadLine] = []
-    return read_jsonl(path, bad), bad
+from hieroaction.video.cache import precompute
+from hieroaction.video.sample import FrameConfig
 
 
 def _validate(args: argparse.Namespace) -> int:
@@ -73,7 +40,8 @@ def _convert(args: argparse.Namespace) -> int:
 
 
 def _stats(args: argparse.Namespace) -> int:
-    records, bad = load_records_file(args.data)
+    bad: list[BadLine] = []
+    records = read_jsonl(args.data, bad)
     stats = dataset_stats(records)
     stats["bad_lines"] = [str(b) for b in bad]
     if args.json:
@@ -94,13 +62,29 @@ def _split(args: argparse.Namespace) -> int:
     return 0
 
 
+def _frames(args: argparse.Namespace) -> int:
+    # Relative video paths start from --video-root, by default the records file's folder;
+    # unreadable lines and clips are listed in CACHE/failures.jsonl, the rest is cached.
+    config = load_config(FrameConfig, args.config, getattr(args, "overrides", None))
+    bad: list[BadLine] = []
+    records = read_jsonl(args.data, bad=bad)
+    summary = precompute(
+        records,
+        args.cache,
+        config,
+        args.workers,
+        base_dir=args.video_root if args.video_root is not None else args.data.parent,
+        progress=not args.no_progress,
+        bad_lines=bad,
+    )
+    print(summary)
+    return 1 if summary.failures else 0
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``hieroaction data`` and its subcommands."""
-    from hieroaction.video.commands import add_frames_command
-
     data = subparsers.add_parser("data", help="read, check and prepare datasets")
-    sub = data.add_subparsers(dest="data_command", metavar="SUBCOMMAND")
-    sub.required = True
+    sub = subcommands(data, "data_command")
     names = ", ".join(dataset_names())
 
     p = sub.add_parser(
@@ -145,4 +129,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, default=None, help="write here instead of rewriting DATA")
     p.set_defaults(handler=_split)
 
-    add_frames_command(sub)
+    p = sub.add_parser(
+        "frames",
+        help="decode, sample and resize every clip once into a frame cache",
+        description=(
+            "Precompute the model-ready frames of every record of a JSONL file into a cache "
+            "folder, so training and evaluation never decode video. A second run with the same "
+            "settings finds everything cached. Frame settings come from --config (a YAML of "
+            "FrameConfig fields) and --key value overrides, e.g. --num_frames 8 --strategy fps. "
+            "Exits with status 1 when some clips failed (listed in CACHE/failures.jsonl)."
+        ),
+    )
+    p.add_argument("--data", required=True, type=Path, help="a unified-records JSONL file")
+    p.add_argument("--cache", required=True, type=Path, help="the frame cache folder")
+    p.add_argument("--workers", type=int, default=1, help="decoding processes (default 1)")
+    p.add_argument("--config", type=Path, default=None, help="YAML file of frame settings")
+    p.add_argument(
+        "--video-root", type=Path, default=None,
+        help="folder relative video paths start from (default: the records file's folder)",
+    )
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(handler=_frames, accepts_overrides=True)

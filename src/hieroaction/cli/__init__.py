@@ -1,7 +1,11 @@
-"""The ``hieroaction`` command line: one subcommand per job.
+"""The ``hieroaction`` command line: one subcommand per job, one module per command group.
 
-Each job area adds its subcommands through a ``register(subparsers)`` function in its own
-``commands`` module, and each handler calls a Python function that can be used directly.
+The command line is the top layer of the package: each module of this package (``data``,
+``demo``, ``model``, ``synth``, ``sar``, ``train``, ``assess``, ``evaluate``, ``serve``) adds one
+command with a ``register(subparsers)`` function, and each handler calls a library function
+that can be used directly from Python. :mod:`~hieroaction.cli.common` holds the argparse
+helpers they share. No library module imports this package.
+
 A :class:`~hieroaction.errors.HieroActionError` ends the program with its one-sentence message
 and exit status 2, without a traceback.
 """
@@ -16,22 +20,16 @@ from collections.abc import Sequence
 from hieroaction import __version__
 from hieroaction.errors import HieroActionError
 
-# Modules whose register(subparsers) adds top-level commands, in the order of the help text.
-COMMAND_MODULES = (
-    "hieroaction.demo.commands",
-    "hieroaction.data.commands",
-    "hieroaction.models.commands",
-    "hieroaction.synth.commands",
-    "hieroaction.sar.commands",
-    "hieroaction.train.commands",
-    "hieroaction.inference.commands",
-    "hieroaction.evaluation.commands",
-    "hieroaction.serve.commands",
-)
+# The command groups (modules of this package), in the order of the help text.
+GROUPS = ("demo", "data", "model", "synth", "sar", "train", "assess", "evaluate", "serve")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The full argument parser (all registered commands)."""
+def build_parser(groups: Sequence[str] = GROUPS) -> argparse.ArgumentParser:
+    """The argument parser with the commands of ``groups`` (default: all of them).
+
+    A smaller ``groups`` builds the command line of some commands only, without importing the
+    other groups (tests of one area use it).
+    """
     parser = argparse.ArgumentParser(
         prog="hieroaction",
         description="Interpretable action quality assessment with a video VLM.",
@@ -39,14 +37,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"hieroaction {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    for name in COMMAND_MODULES:
-        importlib.import_module(name).register(sub)
+    for name in groups:
+        importlib.import_module(f"{__name__}.{name}").register(sub)
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, groups: Sequence[str] = GROUPS) -> int:
     """Run the command line; returns the exit status."""
-    parser = build_parser()
+    parser = build_parser(groups)
     args, extra = parser.parse_known_args(argv)
     if extra and not getattr(args, "accepts_overrides", False):
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
@@ -63,5 +61,4 @@ def main(argv: Sequence[str] | None = None) -> int:
     return int(status or 0)
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+__all__ = ["GROUPS", "build_parser", "main"]

@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-from hieroaction.config import load_config_with_flags
+from hieroaction.cli.common import add_config_flag, settings_from_args
 from hieroaction.demo.config import DemoConfig
 
 # Command-line flags that set a config field directly: flag dest -> config key.
@@ -49,7 +49,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--family", choices=["qwen2_5_vl", "qwen3_vl"], help="model family")
     parser.add_argument("--model-size", choices=["tiny", "medium", "small"],
                         help="size of the random model (default tiny, see docs/demo.md)")
-    parser.add_argument("--config", metavar="FILE", help="YAML file of DemoConfig settings")
+    add_config_flag(parser, "DemoConfig")
     parser.add_argument("--overwrite", action="store_const", const=True,
                         help="replace an earlier demo output in DIR")
     parser.add_argument("--quiet", dest="progress", action="store_const", const=False, help="no progress lines")
@@ -58,8 +58,7 @@ def register(subparsers: Any) -> None:
 
 def config_from_args(args: argparse.Namespace) -> DemoConfig:
     """The demo settings: config file, then key=value overrides, then explicit flags."""
-    overrides = list(getattr(args, "overrides", None) or [])
-    return load_config_with_flags(DemoConfig, getattr(args, "config", None), overrides, args, _FLAG_FIELDS)
+    return settings_from_args(DemoConfig, args, _FLAG_FIELDS)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -23,7 +23,16 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from hieroaction.config import load_config_with_flags
+from hieroaction.cli.common import (
+    add_batch_size_flag,
+    add_config_flag,
+    add_device_flags,
+    add_max_new_tokens_flag,
+    add_model_flag,
+    add_set_flag,
+    saved_inference_settings,
+    settings_from_args,
+)
 from hieroaction.errors import ConfigError
 
 FORMATS = ("text", "json", "html")
@@ -53,19 +62,17 @@ def register(subparsers: Any) -> None:
         ),
     )
     parser.add_argument("videos", nargs="+", metavar="VIDEO", help="video files or frame folders")
-    parser.add_argument("--model", required=True, metavar="M", help="model folder (or Hub id) with its processor")
+    add_model_flag(parser, required=True)
     parser.add_argument("--domain", help="domain of the prompt, e.g. diving (default generic)")
     parser.add_argument("--start", type=float, metavar="S", help="assess from this second")
     parser.add_argument("--end", type=float, metavar="E", help="assess up to this second")
     parser.add_argument("--format", choices=FORMATS, default="text", help="text (default), json or html")
     parser.add_argument("--out", metavar="DIR", help="write one file per video to DIR")
-    parser.add_argument("--batch-size", type=int, metavar="N", help="clips per generate call (default 4)")
-    parser.add_argument("--max-new-tokens", type=int, metavar="N", help="longest answer (default 1024)")
-    parser.add_argument("--device", help="auto (default), cpu, cuda or cuda:N")
-    parser.add_argument("--dtype", help="auto (default), float32, bfloat16 or float16")
-    parser.add_argument("--config", metavar="FILE", help="YAML file of InferenceConfig settings")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="another setting, e.g. --set frames.num_frames=8 (repeatable)")
+    add_batch_size_flag(parser)
+    add_max_new_tokens_flag(parser)
+    add_device_flags(parser)
+    add_config_flag(parser, "InferenceConfig")
+    add_set_flag(parser, "frames.num_frames=8")
     parser.set_defaults(handler=run)
 
 
@@ -73,10 +80,9 @@ def config_from_args(args: argparse.Namespace) -> Any:
     """The inference settings: the model folder's own (what it was trained with), then the
     config file, then ``--set`` values, then explicit flags."""
     from hieroaction.inference.config import InferenceConfig
-    from hieroaction.inference.saved import read_settings
 
-    return load_config_with_flags(InferenceConfig, args.config, list(args.set), args, _FLAG_FIELDS,
-                                  defaults=read_settings(getattr(args, "model", None)))
+    return settings_from_args(InferenceConfig, args, _FLAG_FIELDS, overrides=args.set,
+                              defaults=saved_inference_settings(args))
 
 
 def _file_names(videos: list[str], suffix: str) -> list[str]:
@@ -107,8 +113,8 @@ def render(results: list[Any], fmt: str, single_page: bool = True) -> list[str]:
 def run(args: argparse.Namespace) -> int:
     """Handler of ``hieroaction assess``."""
     from hieroaction.domains import get_domain
-    from hieroaction.evaluation.files import write_atomic
     from hieroaction.inference.assessor import Assessor, check_window_seconds
+    from hieroaction.io import write_atomic
 
     config = config_from_args(args)
     # Checked before the model is loaded: a typo should not cost a model load.

@@ -7,8 +7,10 @@ import json
 import sys
 from pathlib import Path
 
+from hieroaction.cli.common import subcommands
 from hieroaction.data.records import Record, read_jsonl
 from hieroaction.errors import DataError
+from hieroaction.io import write_atomic
 from hieroaction.prompts.builder import ClipInfo, PromptConfig, render_prompt
 from hieroaction.sar.parse import parse_sar
 from hieroaction.sar.targets import TargetConfig, build_target
@@ -48,10 +50,7 @@ def _target(args: argparse.Namespace) -> int:
             print(build_target(record, config))
         return 0
     rows = [{"id": r.id, "completion": build_target(r, config)} for r in records]
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_name(args.out.name + ".tmp")
-    tmp.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
-    tmp.replace(args.out)
+    write_atomic(args.out, "".join(json.dumps(row) + "\n" for row in rows))
     print(f"wrote {len(rows)} targets to {args.out}")
     return 0
 
@@ -76,8 +75,7 @@ def _prompt(args: argparse.Namespace) -> int:
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``hieroaction sar`` and its subcommands."""
     sar = subparsers.add_parser("sar", help="the SAR answer format: parse, targets, prompts")
-    sub = sar.add_subparsers(dest="sar_command", metavar="SUBCOMMAND")
-    sub.required = True
+    sub = subcommands(sar, "sar_command")
 
     p = sub.add_parser("parse", help="read a SAR completion and print the assessment and problems")
     p.add_argument("file", help="a text file holding one completion, or - for standard input")

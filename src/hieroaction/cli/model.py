@@ -10,12 +10,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from hieroaction.cli.common import subcommands
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``model`` command and its subcommands."""
     model = subparsers.add_parser("model", help="build and inspect models")
-    sub = model.add_subparsers(dest="model_command", metavar="SUBCOMMAND")
-    sub.required = True
+    sub = subcommands(model, "model_command")
     tiny = sub.add_parser(
         "tiny",
         help="build a randomly initialised tiny model offline (tests, CPU demo)",

@@ -14,7 +14,15 @@ import argparse
 import sys
 from typing import Any
 
-from hieroaction.config import load_config_with_flags
+from hieroaction.cli.common import (
+    add_batch_size_flag,
+    add_config_flag,
+    add_device_flags,
+    add_max_new_tokens_flag,
+    add_model_flag,
+    saved_inference_settings,
+    settings_from_args,
+)
 from hieroaction.errors import ConfigError
 
 # Command-line flags that set a config field: flag dest -> dotted EvalConfig path.
@@ -42,21 +50,20 @@ def register(subparsers: Any) -> None:
         ),
     )
     model = parser.add_argument_group("running a model")
-    model.add_argument("--model", metavar="M", help="model folder (or Hub id) with its processor")
+    add_model_flag(model)
     model.add_argument("--data", metavar="FILE", help="records JSONL file")
     model.add_argument("--split", help="only records of this split (e.g. val, test); default all")
     model.add_argument("--out", metavar="DIR", help="output folder (also allowed with --predictions)")
-    model.add_argument("--batch-size", type=int, metavar="N", help="clips per generate call (default 4)")
-    model.add_argument("--max-new-tokens", type=int, metavar="N", help="longest answer (default 1024)")
+    add_batch_size_flag(model)
+    add_max_new_tokens_flag(model)
     model.add_argument("--frames-cache", metavar="DIR", help="frame cache folder (hieroaction data frames)")
-    model.add_argument("--device", help="auto (default), cpu, cuda or cuda:N")
-    model.add_argument("--dtype", help="auto (default), float32, bfloat16 or float16")
+    add_device_flags(model)
     model.add_argument("--quiet", action="store_true", help="no progress bar")
     files = parser.add_argument_group("scoring existing predictions")
     files.add_argument("--predictions", metavar="FILE", help="predictions JSONL keyed by id")
     files.add_argument("--truth", metavar="FILE", help="truth JSONL: records or {id, score} lines")
     files.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
-    parser.add_argument("--config", metavar="FILE", help="YAML file of EvalConfig settings")
+    add_config_flag(parser, "EvalConfig")
     parser.add_argument("--bootstrap", type=int, metavar="N",
                         help="bootstrap resamples of the confidence intervals (default 1000; 0: none)")
     parser.set_defaults(handler=run, accepts_overrides=True)
@@ -65,13 +72,9 @@ def register(subparsers: Any) -> None:
 def _config(args: argparse.Namespace) -> Any:
     from hieroaction.evaluation.runner import EvalConfig
 
-    from hieroaction.inference.saved import read_settings
-
-    overrides = list(getattr(args, "overrides", None) or [])
     # with --model, the model folder's own inference settings come first (what it was trained with)
-    saved = read_settings(getattr(args, "model", None))
-    return load_config_with_flags(EvalConfig, getattr(args, "config", None), overrides, args, _FLAG_FIELDS,
-                                  defaults={"inference": saved} if saved else None)
+    saved = saved_inference_settings(args)
+    return settings_from_args(EvalConfig, args, _FLAG_FIELDS, defaults={"inference": saved} if saved else None)
 
 
 def _check_mode(args: argparse.Namespace) -> str:
@@ -97,8 +100,8 @@ def _check_mode(args: argparse.Namespace) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """Handler of ``hieroaction evaluate``."""
-    from hieroaction.evaluation.files import dumps_json
     from hieroaction.evaluation.runner import evaluate_files, evaluate_model
+    from hieroaction.io import dumps_json
     from hieroaction.reports.evaluation import evaluation_text
 
     mode = _check_mode(args)

@@ -1,0 +1,42 @@
+"""Convert a dataset's original files to a unified-records JSONL file (``hieroaction data
+convert``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tqdm import tqdm
+
+from hieroaction.data.adapters import Problem, get_adapter
+from hieroaction.data.records import write_jsonl
+from hieroaction.data.validate import split_counts
+
+
+@dataclass
+class ConvertSummary:
+    """What :func:`convert_dataset` wrote and what it left out."""
+
+    out: Path
+    written: int
+    splits: dict[str, int]
+    skipped: list[Problem] = field(default_factory=list)  # records that could not be converted
+    warnings: list[Problem] = field(default_factory=list)  # converted, but with noisy labels
+
+
+def convert_dataset(
+    name: str, annotations: str | Path, out: str | Path, frames: str | Path | None = None
+) -> ConvertSummary:
+    """Convert a dataset's original files to a unified-records JSONL file.
+
+    Good records are always written, whatever the bad ones; the bad ones are returned.
+    """
+    adapter = get_adapter(name)
+    result = adapter.load(Path(annotations), Path(frames) if frames else None)
+    records = tqdm(
+        result.records, desc=f"writing {adapter.name}", unit="rec", disable=None, leave=False
+    )
+    written = write_jsonl(records, out)
+    skipped = [p for p in result.problems if p.kind in ("unreadable", "missing")]
+    warnings = [p for p in result.problems if p.kind not in ("unreadable", "missing")]
+    return ConvertSummary(Path(out), written, split_counts(result.records), skipped, warnings)
