@@ -8,13 +8,17 @@ Modes (SPEC section 3):
   and the score rewards by ``g(sub-action level)`` (or of the action level when the dataset has
   no sub-actions), so the policy cannot buy score reward with a wrong reading of the action.
 * ``normalise``: each reward is standardised within its group of G completions before the
-  weighted sum, so that no level drowns the rest.
+  weighted sum, so that no level drowns the rest. With ``gated`` the gates apply to the raw
+  values first and the gated values are standardised: a wrong action lowers a score reward
+  before it is centred, so it can never shrink a penalty (a gate times a negative z-score
+  would).
 * ``curriculum``: stages switch levels on by training step (action first, then sub-actions,
   then score).
 
 Anti-hacking: a completion that does not parse at all earns 0 on every content reward (the
 reward functions already return 0.0 for it, never None), and everything is logged per
-component, with the fraction of groups whose total reward has zero spread.
+component, with the fraction of groups whose total reward has zero spread and each reward's
+share of the within-group variance of the total (:func:`reward_variance_share`).
 """
 
 from __future__ import annotations
@@ -77,6 +81,8 @@ class RewardResult:
     total: float
     components: dict[str, float | None]
     levels: dict[str, float | None] = field(default_factory=dict)
+    # each reward's term in ``total`` (weighted, gated, normalised; 0 where it does not count)
+    contributions: dict[str, float] = field(default_factory=dict)
 
     def log(self, prefix: str = "reward") -> dict[str, float]:
         """One metric per component (components that do not apply are left out)."""
@@ -110,47 +116,80 @@ def compose(
     """Combine per-reward values (each a list over completions) into :class:`RewardResult` s.
 
     Completions are laid out group by group (``group_size`` consecutive completions share a
-    prompt). Level values for gating always use the raw rewards in [0, 1]; normalisation
-    only changes what is summed.
+    prompt). Level values for gating always use the raw rewards in [0, 1]. Each reward's term
+    is ``weight x gate x value``; with ``normalise`` the gated values ``gate x value`` are
+    standardised within their group before the weights apply (gate, then normalise).
     """
     names = list(weights)
     n = len(next(iter(rewards.values()))) if rewards else 0
     if n % group_size:
         raise ValueError(f"{n} completions is not a whole number of groups of {group_size}")
     active = config.active_levels(step)
-    summed: dict[str, list[float | None]] = {k: list(rewards[k]) for k in names}
-    if config.normalise:
-        for k in names:
-            column = summed[k]
-            summed[k] = [
-                v
-                for g in range(0, n, group_size)
-                for v in _normalise_group(column[g : g + group_size], config.normalise_eps)
-            ]
-    results = []
+    lam = config.gate_floor
+
+    def g(x: float | None) -> float:
+        return 1.0 if x is None else lam + (1.0 - lam) * x
+
+    raws, all_levels = [], []
+    gated: dict[str, list[float | None]] = {k: [] for k in names}
     for i in range(n):
         raw = {k: rewards[k][i] for k in names}
         levels = {lv: _mean([raw[k] for k in names if level_of[k] == lv]) for lv in LEVELS}
         gates = {lv: 1.0 for lv in LEVELS}
         if config.mode == "gated":
-            lam = config.gate_floor
-
-            def g(x: float | None) -> float:
-                return 1.0 if x is None else lam + (1.0 - lam) * x
-
             gates["subaction"] = g(levels["action"])
             below_score = levels["subaction"] if levels["subaction"] is not None else levels["action"]
             gates["score"] = g(below_score)
-        total = 0.0
         for k in names:
-            value = summed[k][i]
-            if value is None or level_of[k] not in active:
-                continue
-            total += weights[k] * gates[level_of[k]] * value
+            value = raw[k]
+            counts = value is not None and level_of[k] in active
+            gated[k].append(gates[level_of[k]] * value if counts else None)
+        raws.append(raw)
+        all_levels.append(levels)
+    if config.normalise:
+        for k in names:
+            column = gated[k]
+            gated[k] = [
+                v
+                for start in range(0, n, group_size)
+                for v in _normalise_group(column[start : start + group_size], config.normalise_eps)
+            ]
+    results = []
+    for i in range(n):
+        contributions = {k: 0.0 if gated[k][i] is None else weights[k] * gated[k][i] for k in names}
+        total = sum(contributions.values())
         if not math.isfinite(total):
             total = 0.0
-        results.append(RewardResult(total=total, components=raw, levels=levels))
+            contributions = {k: 0.0 for k in names}
+        results.append(RewardResult(total=total, components=raws[i], levels=all_levels[i],
+                                    contributions=contributions))
     return results
+
+
+def reward_variance_share(contributions: Mapping[str, Sequence[float]], group_size: int) -> dict[str, float]:
+    """Each reward's share of the within-group variance of the total reward.
+
+    ``contributions[k]`` holds reward ``k``'s term in each completion's total (laid out group by
+    group); the total is their sum. Within a group, ``Var(total) = sum_k Cov(c_k, total)``, so
+    the share of ``k`` is ``sum over groups of Cov(c_k, total) / sum over groups of Var(total)``:
+    the shares add up to 1, a reward that never varies gets 0, and a negative share means the
+    reward moved against the total. Groups with no spread add nothing; with no spread at all
+    every share is 0.
+    """
+    names = list(contributions)
+    if not names:
+        return {}
+    values = np.array([contributions[k] for k in names], dtype=float)  # (K, N)
+    if values.shape[1] % group_size:
+        raise ValueError(f"{values.shape[1]} completions is not a whole number of groups of {group_size}")
+    grouped = values.reshape(len(names), -1, group_size)  # (K, groups, G)
+    centred = grouped - grouped.mean(axis=2, keepdims=True)
+    total = centred.sum(axis=0)  # (groups, G): the centred total
+    covariance = (centred * total).sum(axis=(1, 2))  # (K,)
+    variance = float((total * total).sum())
+    if variance <= 1e-12:
+        return {k: 0.0 for k in names}
+    return {k: float(c / variance) for k, c in zip(names, covariance)}
 
 
 def zero_spread_fraction(totals: Sequence[float], group_size: int, tol: float = 1e-8) -> float:
