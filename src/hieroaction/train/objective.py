@@ -7,14 +7,22 @@ Advantages (per group of G completions of one prompt):
     ``dr_grpo``: r - mean                       (no std scaling: Dr. GRPO, Liu et al. 2025)
     ``dapo``:    (r - mean) / (std + eps)
 
-Loss per token t of completion i, with ratio ``rho = exp(logp - old_logp)``:
+Loss per token t of completion i, with ratio ``rho = exp(logp - old_logp)`` (with one update
+per sampled batch the old policy is the current one, ``old_logp = logp.detach()``, so
+``rho = 1`` and only its gradient counts, as in TRL):
     ``-w_t * min(rho * A_i, clip(rho, 1 - eps_low, 1 + eps_high) * A_i) + beta * KL_t``
 with the k3 estimator ``KL = exp(ref - logp) - (ref - logp) - 1`` and an optional per-token weight
 ``w_t`` (1 by default; the truncated importance-sampling correction of vLLM rollouts,
-:func:`truncated_importance_weights`). Aggregation:
+:func:`truncated_importance_weights`). Aggregation over the whole step (every group, every
+forward chunk):
     ``grpo``:    mean over each completion's tokens, then mean over completions;
     ``dr_grpo``: sum over all tokens / (completions x max completion length);
     ``dapo``:    sum over all tokens / number of tokens (token-level mean).
+A trainer that scores a step in chunks passes the step's ``num_sequences`` and ``num_tokens`` to
+:func:`policy_loss`; each chunk's loss is then its exact share of the step's loss, and the chunk
+losses add up to the same value (and gradient) whatever the chunking. In particular ``dapo``
+divides by the completion tokens of the whole step, not of a chunk: it differs from ``grpo``
+whenever completions differ in length.
 """
 
 from __future__ import annotations
@@ -52,14 +60,15 @@ def zero_spread_groups(rewards: torch.Tensor, group_size: int, tol: float = 1e-8
 @dataclass
 class LossOutput:
     loss: torch.Tensor
-    kl: float
+    kl: float  # these three: means over the batch's completion tokens
     clip_fraction: float
     ratio_mean: float
+    tokens: int = 0  # completion tokens in the batch (to combine the means of several batches)
 
 
 def policy_loss(
     logp: torch.Tensor,
-    old_logp: torch.Tensor,
+    old_logp: torch.Tensor | None,
     advantages: torch.Tensor,
     mask: torch.Tensor,
     loss_type: LossType = "grpo",
@@ -69,20 +78,29 @@ def policy_loss(
     ref_logp: torch.Tensor | None = None,
     max_completion_length: int | None = None,
     token_weights: torch.Tensor | None = None,
+    num_sequences: float | None = None,
+    num_tokens: float | None = None,
 ) -> LossOutput:
     """The clipped surrogate loss over a batch of completions.
 
     Args:
         logp: (N, T) log-probabilities of the sampled tokens under the current policy.
-        old_logp: (N, T) the same at sampling time (detached).
+        old_logp: (N, T) the same under the policy that sampled them (detached); ``None``: the
+            current policy's, detached (one update per sampled batch: ratio 1).
         advantages: (N,) one advantage per completion.
         mask: (N, T) 1 for completion tokens, 0 for padding.
         ref_logp: (N, T) under the frozen reference, needed when ``beta > 0``.
         max_completion_length: the length ``dr_grpo`` divides by (default: T).
         token_weights: (N, T) detached weights multiplying each token's clipped surrogate (not
             its KL term); ``None`` leaves the loss exactly as without weights.
+        num_sequences: the completions of the whole step that ``grpo`` and ``dr_grpo`` average
+            over (default: N, this batch alone).
+        num_tokens: the completion tokens of the whole step that ``dapo`` divides by (default:
+            this batch's).
     """
     mask = mask.to(logp.dtype)
+    if old_logp is None:
+        old_logp = logp.detach()
     ratio = torch.exp(logp - old_logp)
     adv = advantages.unsqueeze(1)
     unclipped = ratio * adv
@@ -99,21 +117,23 @@ def policy_loss(
         per_token = per_token + beta * kl
         kl_mean = float(((kl * mask).sum() / mask.sum().clamp(min=1.0)).detach())
     tokens = mask.sum().clamp(min=1.0)
+    sequences = max(float(num_sequences if num_sequences is not None else logp.shape[0]), 1.0)
     if loss_type == "grpo":
         per_seq = (per_token * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
-        loss = per_seq.mean()
+        loss = per_seq.sum() / sequences
     elif loss_type == "dr_grpo":
         length = max_completion_length or logp.shape[1]
-        loss = (per_token * mask).sum() / (logp.shape[0] * length)
+        loss = (per_token * mask).sum() / (sequences * length)
     elif loss_type == "dapo":
-        loss = (per_token * mask).sum() / tokens
+        loss = (per_token * mask).sum() / (max(float(num_tokens), 1.0) if num_tokens is not None else tokens)
     else:
         raise ValueError(f"unknown loss type {loss_type!r}; expected grpo, dr_grpo or dapo")
     with torch.no_grad():
         was_clipped = ((ratio < 1.0 - clip_low) & (adv < 0)) | ((ratio > 1.0 + clip_high) & (adv > 0))
         clip_fraction = float((was_clipped.to(mask.dtype) * mask).sum() / tokens)
         ratio_mean = float((ratio * mask).sum() / tokens)
-    return LossOutput(loss=loss, kl=kl_mean, clip_fraction=clip_fraction, ratio_mean=ratio_mean)
+    return LossOutput(loss=loss, kl=kl_mean, clip_fraction=clip_fraction, ratio_mean=ratio_mean,
+                      tokens=int(mask.sum()))
 
 
 def completion_mask(completion: torch.Tensor, eos_ids: Sequence[int]) -> torch.Tensor:
