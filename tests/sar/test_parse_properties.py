@@ -3,6 +3,8 @@ gracefully on random and mutated completions."""
 
 from __future__ import annotations
 
+import re
+
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
@@ -28,6 +30,24 @@ completion_like = st.lists(
 ).map("".join)
 
 
+def check_ok(text: object, result: ParseResult) -> None:
+    """``ok`` means the completion is exactly in the format: then every block is there once,
+    well formed and in order, nothing was dropped or guessed, and writing the assessment back
+    gives a completion that is ok too, with the same values. And a completion written by
+    render_sar (with a score and its steps in order) is ok."""
+    a = result.assessment
+    if result.ok:
+        assert result.in_order
+        assert all(b.count == 1 and b.closed and b.well_formed for b in result.blocks.values())
+        assert a.score is not None and result.step_tags == len(a.steps)
+        assert all(x.start <= y.start for x, y in zip(a.steps, a.steps[1:]))
+        again = parse_sar(render_sar(a), strict=True)
+        assert again.ok and again.assessment == a
+    ordered = all(x.start <= y.start for x, y in zip(a.steps, a.steps[1:]))
+    if isinstance(text, str) and text.strip() == render_sar(a) and a.score is not None:
+        assert result.ok == ordered
+
+
 def check_invariants(text: object) -> tuple[ParseResult, ParseResult]:
     """What must hold for any input, in both modes."""
     lenient, strict = parse_sar(text), parse_sar(text, strict=True)
@@ -35,7 +55,7 @@ def check_invariants(text: object) -> tuple[ParseResult, ParseResult]:
         assert isinstance(result, ParseResult)
         assert ProblemCode.PARSER_ERROR not in result.codes, result.problems
         assert set(result.blocks) == {"recognition", "subactions", "scoring"}
-        assert result.ok == (not result.problems)
+        check_ok(text, result)
         a = result.assessment
         # Whatever was read is a valid assessment (finite, in range, ordered spans).
         assert Assessment.model_validate(a.model_dump()) == a
@@ -47,6 +67,8 @@ def check_invariants(text: object) -> tuple[ParseResult, ParseResult]:
     # Strict mode finds the same problems (less the lenient fall-backs) and reads a subset.
     assert strict.codes <= lenient.codes
     assert strict.ok == lenient.ok
+    if strict.ok:  # exactly in the format: nothing for the lenient reading to add
+        assert strict.assessment == lenient.assessment
     s, le = strict.assessment, lenient.assessment
     assert s.action is None or s.action == le.action
     assert s.score is None or s.score == le.score
@@ -66,6 +88,49 @@ def test_random_text_never_raises(text: str) -> None:
 @given(completion_like)
 def test_completion_like_text_never_raises(text: str) -> None:
     check_invariants(text)
+
+
+# --- no markup in any field -------------------------------------------------------------
+
+# Markup as a browser or an XML reader would see it: '<' then a letter, '/' and a letter, '!' or
+# '?'. (A lone '<', as in "a < b", is not markup.)
+TAG_LIKE = re.compile(r"<(?:/?[A-Za-z]|[!?])")
+MARKUP_FRAGMENTS = [
+    "<recognition>", "</recognition>", "<subactions>", "</subactions>", "<scoring>",
+    "</scoring>", "<action>", "</action>", "<score>", "</score>", "<step", "<step ", "</step>",
+    '<step label="a" start="0" end="1">', '<step label="x" start="0" end="1"',
+    '<component name="reverse take-off" start="', '<component name="difficulty">',
+    "<component", "</component>", "<Score>", "<score/>", "<scores>", "<b>", "</b>", "<think>",
+    "</think>", "<br/>", "<!--", "-->", "<?xml", "<!DOCTYPE x>", "</", "<", ">", "/", '"', "'",
+    "=", " ", "\n", "label=", 'name="', "3.2", "86.4", "score: 7", "x", "Entry", "a<b",
+]
+# Text without '&', so that no '<' can come from an entity (&lt; is how a field holds '<').
+markup_mixture = st.lists(
+    st.one_of(
+        st.sampled_from(MARKUP_FRAGMENTS),
+        st.text(st.characters(blacklist_characters="&"), max_size=6),
+    ),
+    max_size=40,
+).map("".join)
+
+
+def fields(a: Assessment) -> list[str]:
+    """Every text an assessment holds."""
+    out = [a.recognition_reasoning, a.action or "", a.scoring_reasoning, *a.components]
+    for step in a.steps:
+        out += [step.label, step.analysis]
+    return out
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(markup_mixture)
+@example('<action>\n<component name="reverse take-off" start="\n<step label="execution">'
+         "</component>...")
+def test_no_field_holds_markup(text: str) -> None:
+    lenient, strict = check_invariants(text)
+    for result in (lenient, strict):
+        for value in fields(result.assessment):
+            assert not TAG_LIKE.search(value), (value, text)
 
 
 @FAST

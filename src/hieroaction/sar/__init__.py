@@ -9,11 +9,19 @@ raises; :mod:`hieroaction.sar.targets` builds supervised targets from annotated 
 from __future__ import annotations
 
 from hieroaction.sar.assessment import FORMAT_VERSION, Assessment, StepAssessment
-from hieroaction.sar.parse import BlockStatus, ParseResult, Problem, ProblemCode, parse_sar
+from hieroaction.sar.parse import (
+    MAX_CHARS,
+    BlockStatus,
+    ParseResult,
+    Problem,
+    ProblemCode,
+    parse_sar,
+)
 from hieroaction.sar.render import render_sar, sar_skeleton
 
 __all__ = [
     "FORMAT_VERSION",
+    "MAX_CHARS",
     "Assessment",
     "BlockStatus",
     "ParseResult",

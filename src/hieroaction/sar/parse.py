@@ -1,8 +1,16 @@
 """Read a SAR completion (format v1) into an :class:`Assessment` plus a list of problems.
 
 :func:`parse_sar` never raises, whatever it is given, and runs in time linear in the length
-of the text: one pass of a regular expression without nested quantifiers finds the tags, and
-everything after works on that list of tags.
+of the text: one pass of a regular expression without nested quantifiers finds the tags (and
+any other markup), and everything after works on that list of tags. Text longer than
+:data:`MAX_CHARS` is cut there first (``too_long``).
+
+No value or text read ever holds markup. Markup is a ``<`` followed by a letter, ``/`` and a
+letter, ``!`` or ``?``, up to its ``>`` (or, when a ``<`` comes first, up to that ``<``): a tag of
+the format is read as one; anything else (an unknown tag such as ``<think>``, or a tag whose
+``>`` is missing) is ``stray_markup``. An element's value ends where markup inside it starts,
+as it ends at the next tag; free text leaves the markup out. A ``<`` that starts no markup
+(``a < b``, ``<3``) is kept as text.
 
 Both modes find the same problems; they differ in which values reach the assessment:
 
@@ -73,6 +81,8 @@ class ProblemCode(str, Enum):
     STEPS_OUT_OF_ORDER = "steps_out_of_order"  # a step starting before the previous one
     DUPLICATE_COMPONENT = "duplicate_component"  # the same component name twice
     SCORE_FROM_TEXT = "score_from_text"  # lenient last resort: score read from free text
+    STRAY_MARKUP = "stray_markup"  # markup that is not a tag of the format (left out of values)
+    TOO_LONG = "too_long"  # the text is longer than max_chars; only its start was read
     PARSER_ERROR = "parser_error"  # a bug in the parser; reported instead of raised
 
 
@@ -117,35 +127,54 @@ class ParseResult(BaseModel):
         return {p.code for p in self.problems}
 
 
+# The longest completion parse_sar reads by default (about 25,000 tokens, far beyond any
+# generation limit in use); the rest is cut off with a ``too_long`` problem. It bounds the work
+# a served request can ask for: at the slowest input measured (benchmarks/bench_parse.py), well
+# under a second.
+MAX_CHARS = 100_000
+# Each problem code is listed at most this many times; one more problem of the same code says
+# how many were left out (a pathological text cannot flood the list, or the time to build it).
+MAX_PROBLEMS_PER_CODE = 20
+
 # --- tokens -------------------------------------------------------------------------------
 
 _NAMES = "|".join(sorted(TAGS, key=len, reverse=True))
-# The name must be followed by whitespace, '/' or '>', so <scoring> is never read as <score>.
-# [^<>]* cannot run past the next '<', so each attempt scans a disjoint stretch: linear time.
-_TAG = re.compile(rf"<(/?)({_NAMES})(?=[\s/>])([^<>]*)>", re.IGNORECASE)
+# A token is a tag of the format (groups 1-3) or a run of other markup with nothing between
+# (group 4: <b><i>, or <step<step, is one token). A tag's name must be followed by whitespace,
+# '/' or '>', so <scoring> is never read as <score>, nor <scores> as a tag. [^<>]* cannot run
+# past the next '<', so each token, and each failed attempt, scans (at most twice, with the
+# lookahead) a stretch that ends at the next '<': linear time.
+# What starts markup after a '<' (ASCII letters only, whatever the case flag).
+_START = r"(?-i:/?[A-Za-z]|[!?])"
+_TOKEN = re.compile(
+    rf"<(?:(/?)({_NAMES})(?=[\s/>])([^<>]*)>"
+    rf"|({_START}[^<>]*>?(?:<(?!/?(?:{_NAMES})(?=[\s/>])[^<>]*>){_START}[^<>]*>?)*))",
+    re.IGNORECASE,
+)
 _ATTRIBUTE = re.compile(r"""\s+([A-Za-z_][\w.:-]*)\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'<>=`]+))""")
 _NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
 _NON_FINITE = re.compile(r"[+-]?(?:nan|inf(?:inity)?)", re.IGNORECASE)
+_MARKUP_START = re.compile("<" + _START)
 _SCORE_PHRASE = re.compile(r"score[^\d<>\n]{0,30}?(\d+(?:\.\d+)?)", re.IGNORECASE)
-_TAG_ANYWHERE = re.compile(r"<[^<>]*>")
 _PARTIAL_ENTITY = re.compile(r"&(?:a|am|amp|l|lt|g|gt|q|qu|quo|quot)?\Z")
 # Longer numerals are out of range anyway; the cap keeps float() and the checks cheap.
 _MAX_NUMERAL = 64
 _BLOCK_SET = frozenset(BLOCKS)
 
 
-@dataclass
+@dataclass(slots=True)
 class _Tag:
-    name: str
+    name: str  # "" for markup that is not a tag of the format
     raw: str
     closing: bool
     attrs: str
     self_closing: bool
     start: int
     end: int
+    markup: bool = False  # stray markup, not a tag of the format
 
 
-@dataclass
+@dataclass(slots=True)
 class _Block:
     name: str
     open: _Tag
@@ -154,10 +183,11 @@ class _Block:
     end: int = -1  # after the closing tag (or where the unclosed block stops)
     closed: bool = False
     elements: list[_Element] = field(default_factory=list)
-    spans: list[tuple[int, int]] = field(default_factory=list)  # tags and elements, in order
+    # Tags, elements and markup, in order: (start, end, is_markup).
+    spans: list[tuple[int, int, bool]] = field(default_factory=list)
 
 
-@dataclass
+@dataclass(slots=True)
 class _Element:
     name: str
     open: _Tag
@@ -167,19 +197,28 @@ class _Element:
     block: _Block | None
     cut: bool = False  # ran into the end of the text: the value may be incomplete
     flawed: bool = False  # some problem concerns it; strict mode leaves it out
+    holes: list[tuple[int, int, bool]] | None = None  # markup inside the content
 
     @property
     def span(self) -> tuple[int, int]:
         return self.open.start, self.content_end
+
+    @property
+    def value_end(self) -> int:
+        """Where a value (a label or a number) ends: at the first markup inside, if any."""
+        return self.holes[0][0] if self.holes else self.content_end
 
 
 class _Parser:
     def __init__(self, text: str, strict: bool) -> None:
         self.text = text
         self.strict = strict
-        self.problems: list[Problem] = []
+        # (code, message, block, position), in the order found; see problem_list().
+        self.found: list[tuple[ProblemCode, str, str | None, int | None]] = []
+        self.markup_found = 0
         self.limit = len(text)
         self.partial_tail = False
+        self.tags: list[_Tag] = []
 
     # problems ----------------------------------------------------------------------------
 
@@ -191,9 +230,31 @@ class _Parser:
         position: int | None = None,
         element: _Element | None = None,
     ) -> None:
-        self.problems.append(Problem(code=code, message=message, block=block, position=position))
+        self.found.append((code, message, block, position))
         if element is not None:
             element.flawed = True
+
+    def problem_list(self) -> list[Problem]:
+        """The problems found, at most MAX_PROBLEMS_PER_CODE of each code, then one that
+        counts the rest of that code (at the place of the first one left out)."""
+        out: list[Problem | None] = []
+        seen: dict[ProblemCode, int] = {}
+        first_left_out: dict[ProblemCode, tuple[int, str | None, int | None]] = {}
+        for code, message, block, position in self.found:
+            seen[code] = seen.get(code, 0) + 1
+            if seen[code] <= MAX_PROBLEMS_PER_CODE:
+                out.append(Problem(code=code, message=message, block=block, position=position))
+            elif seen[code] == MAX_PROBLEMS_PER_CODE + 1:
+                first_left_out[code] = (len(out), block, position)
+                out.append(None)
+        for code, (at, block, position) in first_left_out.items():
+            more = seen[code] - MAX_PROBLEMS_PER_CODE
+            out[at] = Problem(
+                code=code,
+                message=f"{more} more {code.value} problem(s), not listed one by one",
+                block=block, position=position,
+            )
+        return [p for p in out if p is not None]
 
     # text helpers ------------------------------------------------------------------------
 
@@ -223,23 +284,20 @@ class _Parser:
 
     def tokens(self) -> list[_Tag]:
         out = []
-        for m in _TAG.finditer(self.text, 0, self.limit):
-            attrs = m.group(3)
-            stripped = attrs.rstrip()
-            self_closing = stripped.endswith("/")
-            if self_closing:
-                attrs = stripped[:-1]
-            out.append(
-                _Tag(
-                    name=m.group(2).lower(),
-                    raw=m.group(2),
-                    closing=m.group(1) == "/",
-                    attrs=attrs,
-                    self_closing=self_closing,
-                    start=m.start(),
-                    end=m.end(),
-                )
-            )
+        append = out.append
+        for m in _TOKEN.finditer(self.text, 0, self.limit):
+            slash, raw, attrs, markup = m.groups()
+            start, end = m.span()
+            if markup is not None:
+                append(_Tag("", markup, False, "", False, start, end, True))
+                continue
+            self_closing = False
+            if attrs:
+                stripped = attrs.rstrip()
+                self_closing = stripped.endswith("/")
+                if self_closing:
+                    attrs = stripped[:-1]
+            append(_Tag(raw.lower(), raw, slash == "/", attrs, self_closing, start, end))
         return out
 
     # structure ---------------------------------------------------------------------------
@@ -268,20 +326,27 @@ class _Parser:
 
     def structure(
         self, tags: list[_Tag]
-    ) -> tuple[list[_Block], list[_Element], list[tuple[int, int]]]:
+    ) -> tuple[list[_Block], list[_Element], list[tuple[int, int, bool]]]:
         """Pair elements with their closing tags and group everything into top-level blocks.
 
         Returns the blocks in text order, the elements outside every block, and the spans of
-        everything outside the blocks that is a tag (so it is not also reported as text).
+        everything outside the blocks that is a tag or markup (so it is not also reported as
+        text), as ``(start, end, is_markup)``.
         """
         blocks: list[_Block] = []
         orphans: list[_Element] = []
-        outside: list[tuple[int, int]] = []
+        outside: list[tuple[int, int, bool]] = []
         current: _Block | None = None
         i, n = 0, len(tags)
         while i < n:
             tag = tags[i]
             where = current.name if current else None
+            if tag.markup:
+                # Left out of the text around it, like a tag; never part of a value.
+                self.stray_markup(tag, where)
+                (current.spans if current else outside).append((tag.start, tag.end, True))
+                i += 1
+                continue
             if tag.name in _BLOCK_SET and not tag.closing:
                 self.check_tag(tag, tag.name)
                 if current is not None:
@@ -312,30 +377,37 @@ class _Parser:
                         f"</{tag.name}> closes nothing that is open",
                         where, tag.start,
                     )
-                    (current.spans if current else outside).append((tag.start, tag.end))
+                    (current.spans if current else outside).append((tag.start, tag.end, False))
                 i += 1
                 continue
             # An element's content ends at the very next tag: its own closing tag, or else
-            # whatever comes (then it is unclosed), so content never holds a tag.
+            # whatever comes (then it is unclosed), so content never holds a tag. Markup on the
+            # way (tags[i + 1 : j]) is part of the element: its value ends where the markup
+            # starts, and its free text (a step's analysis) leaves the markup out.
+            j = i + 1
+            while j < n and tags[j].markup:
+                j += 1
+            inside = j  # tags[i + 1 : inside] is the markup inside the element
+            stop = tags[i + 1].start if inside > i + 1 else None
             if tag.self_closing:
                 element = _Element(tag.name, tag, tag.end, tag.end, True, current)
                 element_end = tag.end
-                i += 1
-            elif i + 1 < n and tags[i + 1].closing and tags[i + 1].name == tag.name:
-                close = tags[i + 1]
+                j = i + 1
+            elif j < n and tags[j].closing and tags[j].name == tag.name:
+                close = tags[j]
                 element = _Element(tag.name, tag, tag.end, close.start, True, current)
                 self.check_tag(close, where, element)
                 element_end = close.end
-                i += 2
+                j += 1
             else:
-                end = tags[i + 1].start if i + 1 < n else self.limit
+                end = tags[j].start if j < n else self.limit
                 element = _Element(tag.name, tag, tag.end, end, False, current)
                 element_end = end
                 self.add(
                     ProblemCode.UNCLOSED_TAG, f"<{tag.name}> has no closing tag",
                     where, tag.start, element,
                 )
-                if i + 1 >= n and not self.partial_tail:
+                if j >= n and stop is None and not self.partial_tail:
                     # Only a newline shows that the value was finished before the text ended.
                     element.cut = not self.text[tag.end : end].endswith("\n")
                     if element.cut:
@@ -344,14 +416,17 @@ class _Parser:
                             f"the text ends inside <{tag.name}>; its value may be cut off",
                             where, tag.start, element,
                         )
-                i += 1
+            if stop is not None and not tag.self_closing:
+                element.holes = [(t.start, t.end, True) for t in tags[i + 1 : inside]]
+                self.stray_markup(tags[i + 1], where, element)
+            i = j
             self.check_tag(tag, where, element)
             if current is not None:
                 current.elements.append(element)
-                current.spans.append((tag.start, element_end))
+                current.spans.append((tag.start, element_end, False))
             else:
                 orphans.append(element)
-                outside.append((tag.start, element_end))
+                outside.append((tag.start, element_end, False))
         if current is not None:
             current.content_end = current.end = self.limit
             self.add(
@@ -362,16 +437,51 @@ class _Parser:
             blocks.append(current)
         return blocks, orphans, outside
 
+    def stray_markup(self, tag: _Tag, where: str | None, element: _Element | None = None) -> None:
+        self.markup_found += 1
+        if self.markup_found > MAX_PROBLEMS_PER_CODE:  # counted, not listed: skip the message
+            self.add(ProblemCode.STRAY_MARKUP, "", where, tag.start, element)
+            return
+        shown = self.text[tag.start : min(tag.end, tag.start + 40)]
+        shown += "..." if tag.end > tag.start + 40 else ""
+        what = "is not a tag of the format" if tag.raw.endswith(">") else "has no closing '>'"
+        inside = ""
+        if element is not None and element.name == STEP:
+            inside = "; left out of the step's analysis"
+        elif element is not None:
+            inside = f"; the value of <{element.name}> ends where it starts"
+        self.add(ProblemCode.STRAY_MARKUP, f"{shown!r} {what}{inside}", where, tag.start, element)
+
     def pieces(self, block: _Block) -> list[tuple[int, str]]:
-        """The free-text stretches of a block (between its tags), with their offsets."""
-        out, pos = [], block.content_start
-        for start, end in block.spans:
-            if start > pos:
-                out.append((pos, self.text_between(pos, start)))
-            pos = max(pos, end)
-        if block.content_end > pos:
-            out.append((pos, self.text_between(pos, block.content_end)))
-        return out
+        """The free-text stretches of a block (between its tags), decoded, with their offsets."""
+        return self.free_text(block.content_start, block.content_end, block.spans)
+
+    def free_text(
+        self, start: int, end: int, spans: list[tuple[int, int, bool]]
+    ) -> list[tuple[int, str]]:
+        """The stretches of text from ``start`` to ``end`` outside ``spans`` (in order), decoded
+        (:func:`unescape`), with their offsets. Markup is left out without breaking the stretch
+        around it (``a <b>c`` reads ``a c``); a tag or an element does break it. Each side is
+        decoded by itself, so no entity is made across markup, and where joining them would
+        start markup (``x<`` + ``<b>`` + ``y``) a space goes between them."""
+        out: list[tuple[int, list[str]]] = []
+        pos, glue, tail = start, False, ""  # glue: only markup since the last stretch
+        for s, e, markup in [*spans, (end, end, False)]:
+            if s > pos:
+                piece = unescape(self.text_between(pos, s))
+                if glue:
+                    if _MARKUP_START.search(tail + piece[:2]):
+                        out[-1][1].append(" ")
+                        tail = " "
+                    out[-1][1].append(piece)
+                else:
+                    out.append((pos, [piece]))
+                    tail = ""
+                glue = True
+                tail = (tail + piece)[-2:]
+            glue = glue and markup
+            pos = max(pos, e)
+        return [(at, "".join(parts)) for at, parts in out]
 
     # values ------------------------------------------------------------------------------
 
@@ -470,7 +580,7 @@ class _Parser:
         """(readable, label); an empty action is readable and means no label."""
         if element.cut:
             return False, None
-        raw = self.text_between(element.content_start, element.content_end)
+        raw = self.text_between(element.content_start, element.value_end)
         label = normalise_label(unescape(raw))
         return True, label or None
 
@@ -478,7 +588,7 @@ class _Parser:
         where = element.block.name if element.block else None
         if element.cut:
             return None
-        raw = self.text[element.content_start : element.content_end]
+        raw = self.text[element.content_start : element.value_end]
         return self.number(raw, "<score>", where, element.open.start, element)
 
     def read_component(self, element: _Element) -> tuple[str, float] | None:
@@ -494,7 +604,7 @@ class _Parser:
             return None
         if element.cut:
             return None
-        raw = self.text[element.content_start : element.content_end]
+        raw = self.text[element.content_start : element.value_end]
         value = self.number(raw, f"component {name!r}", where, element.open.start, element)
         return None if value is None else (name, value)
 
@@ -528,7 +638,8 @@ class _Parser:
                 where, pos, element,
             )
             return None
-        analysis = unescape(self.text_between(element.content_start, element.content_end))
+        pieces = self.free_text(element.content_start, element.content_end, element.holes or [])
+        analysis = "\n".join(piece for _, piece in pieces)
         try:
             return StepAssessment(
                 label=label, start=start, end=end, quality=quality, analysis=analysis
@@ -544,7 +655,7 @@ class _Parser:
         if not text.strip():
             self.add(ProblemCode.EMPTY, "the completion is empty")
         self.find_partial_tail()
-        tags = self.tokens()
+        tags = self.tags = self.tokens()
         blocks, orphans, outside = self.structure(tags)
 
         by_name: dict[str, list[_Block]] = {name: [] for name in BLOCKS}
@@ -614,7 +725,7 @@ class _Parser:
             score=score,
         )
         statuses = {}
-        flawed_blocks = {p.block for p in self.problems}
+        flawed_blocks = {block for _, _, block, _ in self.found}
         for name in BLOCKS:
             found = by_name[name]
             statuses[name] = BlockStatus(
@@ -625,7 +736,7 @@ class _Parser:
             )
         return ParseResult(
             assessment=assessment,
-            problems=self.problems,
+            problems=self.problem_list(),
             blocks=statuses,
             in_order=in_order,
             strict=self.strict,
@@ -638,9 +749,11 @@ class _Parser:
         out.sort(key=lambda e: e.open.start)
         return out
 
-    def check_outside(self, blocks: list[_Block], outside: list[tuple[int, int]]) -> None:
+    def check_outside(
+        self, blocks: list[_Block], outside: list[tuple[int, int, bool]]
+    ) -> None:
         """Nothing but whitespace (and reported tags) may stand outside the blocks."""
-        covered = sorted([(b.open.start, b.end) for b in blocks] + outside)
+        covered = sorted([(b.open.start, b.end) for b in blocks] + [s[:2] for s in outside])
         pos = 0
         for start, end in [*covered, (self.limit, self.limit)]:
             if start > pos and self.text[pos:start].strip():
@@ -744,10 +857,15 @@ class _Parser:
         if self.strict:
             return None
         last = None
-        # Free text only: a tag (an attribute like label="score" start="0") is masked with "<",
-        # which the phrase cannot cross, so positions stay those of the text.
-        free = _TAG_ANYWHERE.sub(lambda m: "<" * len(m.group()), self.text[: self.limit])
-        for match in _SCORE_PHRASE.finditer(free):
+        # Free text only: every tag and other markup (an attribute like label="score" start="0",
+        # even in a tag whose '>' is missing) is masked with "<", which the phrase cannot cross,
+        # so positions stay those of the text.
+        parts, pos = [], 0
+        for tag in self.tags:
+            parts += [self.text[pos : tag.start], "<" * (tag.end - tag.start)]
+            pos = tag.end
+        parts.append(self.text[pos : self.limit])
+        for match in _SCORE_PHRASE.finditer("".join(parts)):
             last = match
         if last is not None and len(last.group(1)) <= _MAX_NUMERAL:
             value = float(last.group(1))
@@ -806,24 +924,42 @@ class _Parser:
     def reasoning(self, block: _Block | None) -> str:
         if block is None:
             return ""
-        parts = [unescape(piece).strip() for _, piece in self.pieces(block)]
+        parts = [piece.strip() for _, piece in self.pieces(block)]
         return "\n".join(p for p in parts if p)
 
 
-def parse_sar(text: object, strict: bool = False) -> ParseResult:
+def parse_sar(
+    text: object, strict: bool = False, max_chars: int | None = MAX_CHARS
+) -> ParseResult:
     """Read a SAR completion; never raises.
 
     ``strict=True`` (the format reward) keeps only values from flawless elements in their own
     block; ``strict=False`` (evaluation) takes whatever can be read. Both report every problem
     found; ``result.ok`` is true only for a completion in the exact format. Anything that is
     not a ``str`` (``bytes`` are decoded as UTF-8) is an ``empty`` completion.
+
+    Only the first ``max_chars`` characters are read (default :data:`MAX_CHARS`; ``None``: no
+    limit): a longer text is read as if it ended there, like an answer cut off by a generation
+    limit, with a ``too_long`` problem.
     """
     if isinstance(text, (bytes, bytearray)):
+        if max_chars is not None:  # UTF-8 takes at most 4 bytes a character
+            text = bytes(text[: 4 * max_chars + 4])
         text = bytes(text).decode("utf-8", errors="replace")
     if not isinstance(text, str):
         text = ""
+    too_long = max_chars is not None and len(text) > max(0, max_chars)
+    if too_long:
+        text = text[: max(0, max_chars)]
     try:
-        return _Parser(text, strict).run()
+        parser = _Parser(text, strict)
+        if too_long:
+            parser.add(
+                ProblemCode.TOO_LONG,
+                f"the text is longer than {max_chars} characters; the rest was not read",
+                None, len(text),
+            )
+        return parser.run()
     except Exception as exc:  # model output must never crash a training run
         return ParseResult(
             assessment=Assessment(),
@@ -837,4 +973,12 @@ def parse_sar(text: object, strict: bool = False) -> ParseResult:
         )
 
 
-__all__ = ["BlockStatus", "ParseResult", "Problem", "ProblemCode", "parse_sar"]
+__all__ = [
+    "MAX_CHARS",
+    "MAX_PROBLEMS_PER_CODE",
+    "BlockStatus",
+    "ParseResult",
+    "Problem",
+    "ProblemCode",
+    "parse_sar",
+]
