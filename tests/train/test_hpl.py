@@ -100,6 +100,13 @@ def test_start_up_errors_come_before_the_model(setup, tmp_path):
         json.dumps({**json.loads(line), "steps": []}) + "\n" for line in data.read_text().splitlines()))
     with pytest.raises(ConfigError, match="reward 'sequence' needs the column 'steps'"):
         check_inputs(_config(setup, tmp_path, f"data.records={no_steps}"))
+    rows = [json.loads(line) for line in data.read_text().splitlines()]
+    unscored = tmp_path / "unscored_val.jsonl"
+    unscored.write_text("".join(
+        json.dumps({**r, "score": {**r["score"], "final": None}} if r["split"] == "val" else r) + "\n"
+        for r in rows))
+    with pytest.raises(ConfigError, match="selection.metric 'spearman'.*needs the true score"):
+        check_inputs(_config(setup, tmp_path, f"data.records={unscored}", "data.eval_split=val"))
 
 
 def _run(setup, out, *extra, wait=True):
@@ -195,12 +202,19 @@ def ckpt_steps(out):
 def test_the_starting_model_is_validated_and_can_stay_best(setup, tmp_path):
     out = tmp_path / "start"
     trainer = HPLTrainer(_config(setup, out, "max_steps=1", "eval_steps=1", "eval_samples=2",
-                                 "data.eval_split=train", "learning_rate=0.5"))
+                                 "data.eval_split=train", "learning_rate=0.5",
+                                 "selection.metric=reward", "selection.tie_break=null",
+                                 "selection.guard_margin=null"))
     result = trainer.train()
     start, step = trainer.history[0], trainer.history[1]
     assert start["step"] == 0 and "val/reward" in start
     assert step["step"] == 1 and "val/reward" in step
-    # best/ holds whichever validated higher, the start included
+    # every validation metric is logged, scored as `hieroaction evaluate` scores them
+    for key in ("val/spearman", "val/rl2_x100", "val/action_accuracy", "val/parse_failure_rate",
+                "val/reward_sampled"):
+        assert key in start and key in step
+    assert start["val/clips"] == 2
+    # best/ holds whichever validated higher on the selection metric, the start included
     assert result["best_metrics"]["step"] == (0 if start["val/reward"] >= step["val/reward"] else 1)
     lines = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [row["step"] for row in lines] == [0, 1]

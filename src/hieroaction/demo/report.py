@@ -128,7 +128,7 @@ def _column(rows: Sequence[Mapping[str, Any]], key: str) -> tuple[list[float], l
     xs, ys = [], []
     for row in rows:
         value = row.get(key)
-        if isinstance(value, (int, float)) and row.get("step") is not None:
+        if isinstance(value, (int, float)) and math.isfinite(value) and row.get("step") is not None:
             xs.append(float(row["step"]))
             ys.append(float(value))
     return xs, ys
@@ -144,6 +144,15 @@ def sft_curves(sft: Mapping[str, Any]) -> str:
     return line_chart_svg(series, title="SFT: loss per step", y_label="cross-entropy")
 
 
+# Validation metrics on a 0-1 scale, drawn together (R-l2 has its own chart).
+VALIDATION_CURVES = {
+    "val/spearman": "rho",
+    "val/action_accuracy": "action accuracy",
+    "val/step_sequence_accuracy": "step-sequence accuracy",
+    "val/parse_failure_rate": "parse failures (not exact SAR)",
+}
+
+
 def hpl_curves(hpl: Mapping[str, Any], label: str = "HPL") -> list[str]:
     """The HPL charts: each reward component, total and validation reward, KL, length."""
     history = hpl.get("history", [])
@@ -152,10 +161,21 @@ def hpl_curves(hpl: Mapping[str, Any], label: str = "HPL") -> list[str]:
     charts = [line_chart_svg(components, title=f"{label}: reward components (training samples)",
                              y_label="reward", y_range=(0.0, 1.0))]
     totals: list[Series] = [("training total", *_column(history, "reward/total"))]
-    val = _column(history, "val/reward")
-    if val[0]:
-        totals.append(("validation total (greedy)", *val))
+    for key, name in (("val/reward", "validation total (greedy)"), ("val/reward_sampled", "validation total (sampled)")):
+        val = _column(history, key)
+        if val[0]:
+            totals.append((name, *val))
     charts.append(line_chart_svg(totals, title=f"{label}: total reward", y_label="reward"))
+    # every validation metric best/ is chosen on (hieroaction.train.selection)
+    validation = [(name, *_column(history, key)) for key, name in VALIDATION_CURVES.items()]
+    validation = [s for s in validation if s[1]]
+    if validation:
+        charts.append(line_chart_svg(validation, title=f"{label}: validation (greedy answers)",
+                                     y_label="value"))
+    rl2 = _column(history, "val/rl2_x100")
+    if rl2[0]:
+        charts.append(line_chart_svg([("R-l2 x100", *rl2)], title=f"{label}: validation R-l2 x100",
+                                     y_label="R-l2 x100"))
     charts.append(line_chart_svg([("KL to the start", *_column(history, "kl"))],
                                  title=f"{label}: KL", y_label="KL"))
     charts.append(line_chart_svg([("completion length", *_column(history, "completion_length"))],

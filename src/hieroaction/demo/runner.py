@@ -237,8 +237,9 @@ def _hpl_trainer_class() -> type:
             metrics = super().evaluate()
             if metrics:
                 self.progress.line(f"validation at step {self.step}: " + format_metrics(metrics, {
-                    "val/reward": "reward", "val/spearman": "rho",
-                    "val/parse_failures": "parse failures",
+                    "val/reward": "reward", "val/reward_sampled": "sampled reward",
+                    "val/spearman": "rho", "val/rl2_x100": "R-l2 x100",
+                    "val/action_accuracy": "action acc", "val/parse_failure_rate": "parse failures",
                 }))
             return metrics
 

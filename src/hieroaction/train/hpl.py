@@ -38,8 +38,7 @@ import torch
 
 from hieroaction.config import save_config
 from hieroaction.data.records import Record, read_jsonl
-from hieroaction.errors import ConfigError
-from hieroaction.evaluation.metrics import spearman
+from hieroaction.errors import ConfigError, DataError
 from hieroaction.io import write_atomic
 from hieroaction.inference.saved import write_settings as write_inference_settings
 from hieroaction.models.families import IMAGE_TOKEN, VIDEO_TOKEN, VISION_END_TOKEN, VISION_START_TOKEN
@@ -55,6 +54,7 @@ from hieroaction.train.objective import (
 )
 from hieroaction.train.objective import completion_mask as _completion_mask  # the name is a parameter below
 from hieroaction.train.data import DataConfig, ExampleSet, LoadedData, load_examples
+from hieroaction.train.selection import SelectionConfig, is_better
 from hieroaction.models.loading import (
     LoraSettings,
     Precision,
@@ -124,7 +124,8 @@ class HPLConfig:
     logging_steps: int = 1
     log_samples: int = 2  # completions written to samples.jsonl per logging step
     eval_steps: int = 0  # validation every N steps (0: only at the end)
-    eval_samples: int = 32  # validation records scored per evaluation (data.eval_split)
+    eval_samples: int = 0  # validation records scored per evaluation (data.eval_split); 0: all
+    selection: SelectionConfig = field(default_factory=SelectionConfig)  # which checkpoint is best/
     # validate the starting model too (step 0), so best/ is the start when no step beats it
     eval_at_start: bool = True
     resume: bool = True  # continue from the newest checkpoint in output_dir when there is one
@@ -139,6 +140,8 @@ class HPLConfig:
             raise ConfigError("group_size must be at least 2: GRPO compares completions within a group")
         if not self.temperature > 0:
             raise ConfigError(f"temperature must be positive, got {self.temperature}")
+        if self.eval_samples < 0:
+            raise ConfigError(f"eval_samples must be >= 0 (0: every validation clip), got {self.eval_samples}")
         if self.beta < 0 or self.clip_low < 0 or self.clip_high < 0:
             raise ConfigError("beta, clip_low and clip_high must be >= 0")
         self.precision = normalise_precision(self.precision)  # type: ignore[assignment]
@@ -182,22 +185,30 @@ def check_inputs(config: HPLConfig) -> tuple[LoadedData, HierarchicalReward]:
     path = config.data.records_path
     records = read_jsonl(path, bad=[]) if path.is_file() else []  # bad lines: load_examples says
     train = [r for r in records if r.split == config.data.train_split]
-    available = {"domain"}
-    if any(r.action.label for r in train):
-        available.add("action")
-    if any(r.steps for r in train):
-        available.add("steps")
-    if any(r.score.final is not None for r in train):
-        available.update({"score", "score_range"})
-    if any(r.score.components for r in train):
-        available.add("components")
     if train:
-        reward.check_columns(available, source=f"the {config.data.train_split!r} split of {config.data.records}")
+        reward.check_columns(_truths(train), source=f"the {config.data.train_split!r} split of {config.data.records}")
+    val = [r for r in records if r.split == config.data.eval_split] if config.data.eval_split else []
+    if val:
+        config.selection.check_split(_truths(val), config.data.eval_split)
     data = load_examples(config.data, targets=False, limits={
         config.data.train_split: config.data.max_train_samples,
-        **({config.data.eval_split: config.eval_samples} if config.data.eval_split else {}),
+        **({config.data.eval_split: config.eval_samples or None} if config.data.eval_split else {}),
     })
     return data, reward
+
+
+def _truths(records: Sequence[Record]) -> set[str]:
+    """The truth columns at least one of ``records`` holds."""
+    available = {"domain"}
+    if any(r.action.label for r in records):
+        available.add("action")
+    if any(r.steps for r in records):
+        available.add("steps")
+    if any(r.score.final is not None for r in records):
+        available.update({"score", "score_range"})
+    if any(r.score.components for r in records):
+        available.add("components")
+    return available
 
 
 def _split_range(records: Sequence[Record]) -> tuple[float, float] | None:
@@ -604,32 +615,54 @@ class HPLTrainer:
 
     @torch.no_grad()
     def evaluate(self) -> dict[str, float]:
-        """Greedy answers on up to ``eval_samples`` validation records: mean reward and rho."""
+        """Validate on the validation split (every clip, or the first ``eval_samples``): greedy
+        answers scored as ``hieroaction evaluate`` scores them (rho, R-l2, action and
+        step-sequence accuracy, parse-failure rate: answers not in the exact SAR format), their
+        mean reward, and the mean reward of one sampled answer per clip (``val/reward_sampled``,
+        at the training temperature; its random numbers do not disturb training's)."""
+        from hieroaction.evaluation.predictions import prediction_from_assessment, truth_from_record
+        from hieroaction.evaluation.scoring import BootstrapConfig, ScoringConfig, score_predictions
+
         if self.val_set is None:
             return {}
-        n = min(len(self.val_set), self.config.eval_samples)
+        limit = self.config.eval_samples
+        n = len(self.val_set) if limit == 0 else min(len(self.val_set), limit)
         rank, world = self.accelerator.process_index, self.accelerator.num_processes
         rows = []
         for index in range(rank, n, world):
             record = self.val_set.records[index]
             example = self.example(self.val_set, index)
-            rollout = self.rollout(example, n=1, greedy=True)
-            result = self.reward(rollout.texts, group_size=1, step=10**9,
-                                 **{k: [v] for k, v in example.columns.items()})[0]
-            rows.append((result.total, parsed(rollout.texts[0]).assessment.score, record.score.final))
+            columns = {k: [v] for k, v in example.columns.items()}
+            greedy = self.rollout(example, n=1, greedy=True).texts[0]
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(self.config.seed * 1_000_003 + self.step * 1009 + index)
+                sampled = self.rollout(example, n=1).texts[0]
+            rewards = self.reward([greedy, sampled], group_size=1, step=10**9,
+                                  **{k: v * 2 for k, v in columns.items()})
+            parse = parsed(greedy)
+            rows.append((rewards[0].total, rewards[1].total, record.id, parse.assessment, greedy,
+                         [p.model_dump(mode="json") for p in parse.problems]))
         if world > 1:
             from accelerate.utils import gather_object
 
             rows = gather_object(rows)
-        pred = [p for _, p, t in rows if t is not None]
-        true = [t for _, p, t in rows if t is not None]
-        filled = [p if p is not None else float(np.mean([q for q in pred if q is not None] or [0.0])) for p in pred]
-        rho = spearman(filled, true) if len(true) > 1 else float("nan")
-        return {
-            "val/reward": float(np.mean([r for r, _, _ in rows])),
-            "val/spearman": rho,
-            "val/parse_failures": float(np.mean([p is None for p in pred])) if pred else 0.0,
+        by_id = {r.id: r for r in self.val_set.records[:n]}
+        predictions = [prediction_from_assessment(i, a, text, problems) for _, _, i, a, text, problems in rows]
+        truths = [truth_from_record(by_id[i]) for _, _, i, *_ in rows]
+        metrics = {
+            "val/reward": float(np.mean([r for r, *_ in rows])),
+            "val/reward_sampled": float(np.mean([r for _, r, *_ in rows])),
+            "val/clips": float(len(rows)),
         }
+        try:
+            scored = score_predictions(predictions, truths, ScoringConfig(bootstrap=BootstrapConfig(n_resamples=0)))
+        except DataError:  # no validation clip has a true score: the reward-based metrics only
+            scored = None
+        nan = float("nan")
+        for key in ("spearman", "rl2_x100", "action_accuracy", "step_sequence_accuracy", "parse_failure_rate"):
+            value = None if scored is None else scored.metrics.get(key)
+            metrics[f"val/{key}"] = nan if value is None else float(value)
+        return metrics
 
     # ----- saving -----------------------------------------------------------------------------
 
@@ -771,12 +804,14 @@ class HPLTrainer:
         return bool(over > 0)
 
     def _evaluate_and_keep_best(self) -> dict[str, float]:
-        """Validate, and keep the model with the best validation reward as ``best/``."""
+        """Validate, and keep the best model so far as ``best/`` (see ``selection``)."""
         metrics = self.evaluate()
         if not metrics:
             return {}
-        value = metrics["val/reward"]
-        if self.best is None or value > self.best["val/reward"]:
+        start = next((h for h in self.history if h.get("step") == 0 and "val/reward" in h), None)
+        if self.step == 0:
+            start = metrics
+        if is_better(metrics, self.best, self.config.selection, start):
             self.best = {"step": self.step, **metrics}
             if self.accelerator.is_main_process:
                 self.save_model(self.output_dir / "best")
