@@ -99,3 +99,67 @@ def make_frames(
     for i in indices:
         Image.fromarray(pattern(i, height, width)).save(folder / template.format(i))
     return folder
+
+
+def make_black_video(path: Path, width: int, height: int, n: int = 2) -> Path:
+    """``n`` black H.264 frames of ``width x height``: a file of a few hundred KB that declares
+    frames of any size (the memory amplification of project issue 13)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=25, options={"preset": "ultrafast", "tune": "zerolatency"})
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        frame = av.VideoFrame(width, height, "yuv420p")
+        for i, plane in enumerate(frame.planes):
+            np.frombuffer(plane, np.uint8)[:] = 16 if i == 0 else 128
+        for i in range(n):
+            frame.pts = i
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    return path
+
+
+class OpenedContainers:
+    """Every ``av.open`` of a test, with its options, and the frames decoded or packets demuxed
+    through the containers it returned (install with :meth:`install`)."""
+
+    def __init__(self) -> None:
+        self.options: list[dict[str, str]] = []
+        self.calls: list[str] = []
+
+    def install(self, monkeypatch: object) -> OpenedContainers:
+        real_open = av.open
+
+        def recording_open(file: object, *args: object, **kwargs: object) -> object:
+            self.options.append(dict(kwargs.get("options") or {}))  # type: ignore[call-overload]
+            return _Counted(real_open(file, *args, **kwargs), self.calls)
+
+        monkeypatch.setattr(av, "open", recording_open)  # type: ignore[attr-defined]
+        return self
+
+    @property
+    def header_only(self) -> bool:
+        """Whether every open kept FFmpeg's stream probe from decoding (``skip_frame=all``)."""
+        return all(o.get("skip_frame") == "all" for o in self.options)
+
+
+class _Counted:
+    def __init__(self, container: object, calls: list[str]) -> None:
+        self._container = container
+        self._calls = calls
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._container, name)
+
+    def decode(self, *args: object, **kwargs: object) -> object:
+        self._calls.append("decode")
+        return self._container.decode(*args, **kwargs)  # type: ignore[attr-defined]
+
+    def demux(self, *args: object, **kwargs: object) -> object:
+        self._calls.append("demux")
+        return self._container.demux(*args, **kwargs)  # type: ignore[attr-defined]
+
+    def __enter__(self) -> _Counted:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._container.close()  # type: ignore[attr-defined]

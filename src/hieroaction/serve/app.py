@@ -149,6 +149,7 @@ class Service:
         self.examples: ExampleSet | None = None
         self.started = time.monotonic()
         self._previous_max_time: float | None = None
+        self.max_frame_pixels = _frame_pixel_limit(assessor, config)
 
     def start(self) -> None:
         """Make the upload folder, render the examples, start the worker."""
@@ -213,7 +214,7 @@ class Service:
         if example is not None:
             return Job(name=example.path.name, path=example.path, domain=domain, delete_after=False, example=example.id)
         assert form.video is not None
-        probe_video(form.video.path, form.video.format, form.video.name)
+        probe_video(form.video.path, form.video.format, form.video.name, self.max_frame_pixels)
         return Job(name=form.video.name, path=form.video.path, domain=domain)
 
     async def receive(self, request: Request) -> tuple[Reservation, Job]:
@@ -289,6 +290,22 @@ class Service:
                 "steps": [{"label": s.label, "start": s.start, "end": s.end} for s in truth.steps or []],
             }
         return Outcome(result.to_dict(), report, timeline, truth_data)
+
+
+def _frame_pixel_limit(assessor: Any, config: ServeConfig) -> int:
+    """The most pixels an uploaded video's frames may have, checked from its header before
+    anything is decoded: the frame setting ``max_frame_pixels`` of the server's
+    ``inference.frames`` or of the assessor's own frame settings, whichever is smaller (the
+    assessor checks its own again when it decodes)."""
+    from hieroaction.config import config_from_dict
+    from hieroaction.video import FrameConfig
+
+    configured = {k: v for k, v in config.inference.frames.items() if k == "max_frame_pixels"}
+    limits = [config_from_dict(FrameConfig, configured).max_frame_pixels]  # checks the value
+    frame_config = getattr(assessor, "frame_config", None)
+    if isinstance(frame_config, FrameConfig):
+        limits.append(frame_config.max_frame_pixels)
+    return min(limits)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -383,6 +400,7 @@ def create_app(assessor: Any, config: ServeConfig | None = None) -> FastAPI:
             "domains": builtin_domain_names(),
             "default_domain": config.inference.domain,
             "max_upload_bytes": config.max_upload_bytes,
+            "max_frame_pixels": service.max_frame_pixels,
             "accepted_formats": list(config.accepted_formats),
             "timeout_s": config.timeout_s,
             "queue_size": config.queue_size,

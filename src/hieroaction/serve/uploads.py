@@ -7,9 +7,11 @@
   anything is read, and counted while it streams (a chunked body has no length), so a body over
   the limit is answered 413 without being read in full. The first bytes of the video decide its
   container format (:func:`sniff_format`); anything else is refused at once with 415.
-- :func:`probe_video`: opens the file with FFmpeg restricted to the sniffed demuxer and decodes
-  one frame, so a file that only starts like a video is refused (422) before it takes a place
-  in front of the model.
+- :func:`probe_video`: opens the file with FFmpeg restricted to the sniffed demuxer, checks the
+  frame size its stream header declares against the pixel limit (a small file can declare
+  frames of gigabytes), then decodes one frame on one thread, so a file that only starts like a
+  video, or whose frames are too large, is refused (422) before it takes a place in front of the
+  model.
 """
 
 from __future__ import annotations
@@ -364,20 +366,40 @@ async def read_form(
     return sink.form
 
 
-def probe_video(path: Path, fmt: str, name: str) -> None:
+def probe_video(path: Path, fmt: str, name: str, max_frame_pixels: int | None = None) -> None:
     """Check that ``path`` holds a video FFmpeg can decode, using only the ``fmt`` demuxer.
 
+    The frame size in the stream header is checked against ``max_frame_pixels`` (and the
+    absurd-size rules of :func:`~hieroaction.video.check_frame_size`) before anything is
+    decoded; then one frame is decoded, on one thread.
+
     Raises:
-        Refused: 415 when the file has no video stream, 422 when no frame can be decoded
-            (a corrupt or truncated file).
+        Refused: 415 when the file has no video stream, 422 when its frames are larger than
+            the limit (one sentence naming the size and the limit) or when no frame can be
+            decoded (a corrupt or truncated file).
     """
     import av
 
+    from hieroaction.errors import VideoError
+    from hieroaction.video.pyav import header_frame_size
+    from hieroaction.video.resize import check_frame_pixels, check_frame_size
+
     try:
+        # The header alone first: opening the file the usual way already decodes frames.
+        height, width = header_frame_size(path, DEMUXERS[fmt])
+        if height and width:  # 0 when the header does not say: decoding tells below
+            try:
+                check_frame_size(height, width, where=name, check_ratio=False)
+                check_frame_pixels(height, width, max_frame_pixels, where=name)
+            except VideoError as exc:
+                raise Refused(422, str(exc)) from None
         with av.open(str(path), format=DEMUXERS[fmt], metadata_errors="ignore") as container:
             if not container.streams.video:
                 raise Refused(415, f"{name}: the file has no video stream")
-            for _frame in container.decode(video=0):
+            stream = container.streams.video[0]
+            stream.thread_type = "SLICE"
+            stream.thread_count = 1
+            for _frame in container.decode(stream):
                 return
     except Refused:
         raise

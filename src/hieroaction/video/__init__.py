@@ -11,6 +11,7 @@ from __future__ import annotations
 from hieroaction.video.cache import FrameCache, PrecomputeSummary, precompute
 from hieroaction.video.decode import FrameReader, SourceInfo, decord_available, open_reader, read_clip
 from hieroaction.video.resize import (
+    check_frame_pixels,
     check_frame_size,
     resize_clip,
     resize_frame,
@@ -36,6 +37,7 @@ __all__ = [
     "FrameReader",
     "PrecomputeSummary",
     "SourceInfo",
+    "check_frame_pixels",
     "check_frame_size",
     "decord_available",
     "fps_indices",

@@ -17,12 +17,13 @@ The names those modules share are exported here too, so ``from hieroaction.video
 PyAVReader`` keeps working.
 
 Every problem a user's file can cause (missing, empty, truncated, not a video, a window past its
-end, a missing or unreadable image, absurd dimensions) raises :class:`VideoError` naming the file.
+end, a missing or unreadable image, absurd dimensions, frames over ``max_frame_pixels``) raises
+:class:`VideoError` naming the file. The frame size limits are checked from the source's header
+(the video stream's codec parameters, or the first image's header) before any frame is decoded.
 """
 
 from __future__ import annotations
 
-import functools
 from pathlib import Path
 
 import numpy as np
@@ -32,8 +33,8 @@ from hieroaction.errors import VideoError
 from hieroaction.video.decord_reader import DecordReader, decord_available
 from hieroaction.video.frame_folder import FrameFolderReader
 from hieroaction.video.pyav import PyAVReader, clear_index_cache
-from hieroaction.video.reader import IMAGE_EXTENSIONS, FrameReader, SourceInfo, Transform
-from hieroaction.video.resize import resize_frame, target_size
+from hieroaction.video.reader import IMAGE_EXTENSIONS, FrameReader, ResizeTo, SourceInfo, Transform
+from hieroaction.video.resize import target_size
 from hieroaction.video.sample import (
     MAX_SOURCE_SIDE,
     Clip,
@@ -48,6 +49,7 @@ __all__ = [
     "FrameFolderReader",
     "FrameReader",
     "PyAVReader",
+    "ResizeTo",
     "SourceInfo",
     "Transform",
     "clear_index_cache",
@@ -78,6 +80,7 @@ def open_reader(
     max_source_side: int = MAX_SOURCE_SIDE,
     base_dir: str | Path | None = None,
     threads: int = 0,
+    max_frame_pixels: int | None = None,
 ) -> FrameReader:
     """A reader for a record's video file (``ref.path``) or frame folder (``ref.frames_dir``).
 
@@ -88,19 +91,26 @@ def open_reader(
         max_source_side: sides beyond this are an error.
         base_dir: folder that relative paths are relative to (the records file's folder).
         threads: decoder and worker threads (0: as many as the machine has, up to a few).
+        max_frame_pixels: frames with more pixels than this are an error, raised from the
+            header before anything is decoded (``None``: no limit; :func:`read_clip` passes
+            ``FrameConfig.max_frame_pixels``).
     """
     if ref.path:
         path = resolve_source(ref.path, base_dir)
         if decoder == "decord":
-            return DecordReader(path, ref.fps, default_fps, max_source_side, threads)
+            return DecordReader(
+                path, ref.fps, default_fps, max_source_side, threads, max_frame_pixels=max_frame_pixels
+            )
         if decoder not in ("auto", "pyav"):
             raise VideoError(f"unknown decoder {decoder!r}; expected 'auto', 'pyav' or 'decord'")
-        return PyAVReader(path, ref.fps, default_fps, max_source_side, threads)
+        return PyAVReader(
+            path, ref.fps, default_fps, max_source_side, threads, max_frame_pixels=max_frame_pixels
+        )
     if ref.frames_dir:
         folder = resolve_source(ref.frames_dir, base_dir)
         return FrameFolderReader(
             folder, ref.frame_template, ref.start_frame, ref.end_frame, ref.fps, default_fps,
-            max_source_side, threads,
+            max_source_side, threads, max_frame_pixels=max_frame_pixels,
         )
     raise VideoError("the record names no video: set video.path or video.frames_dir")
 
@@ -126,7 +136,9 @@ def read_clip(
         threads: decoder and worker threads (0: automatic).
 
     Raises:
-        VideoError: the source cannot give the frames (the message names the file).
+        VideoError: the source cannot give the frames (the message names the file), or its
+            frames have more pixels than ``config.max_frame_pixels`` (found from the header,
+            before anything is decoded).
     """
     config = config or FrameConfig()
     ref = record.video if isinstance(record, Record) else record
@@ -134,6 +146,7 @@ def read_clip(
     with open_reader(
         ref, decoder=config.decoder, default_fps=config.default_fps,
         max_source_side=config.max_source_side, base_dir=base_dir, threads=threads,
+        max_frame_pixels=config.max_frame_pixels,
     ) as reader:
         info = reader.info
         start, end = reader.window(ref.start_frame, ref.end_frame)
@@ -144,7 +157,8 @@ def read_clip(
         height, width = target_size(info.height, info.width, len(indices), config, where=info.source)
         transform: Transform | None = None
         if (height, width) != (info.height, info.width):
-            transform = functools.partial(resize_frame, height=height, width=width)
+            # A ResizeTo says its size, so a reader can shrink large frames as it converts them.
+            transform = ResizeTo(height, width)
         frames = reader.read(indices.tolist(), transform)
     for i, frame in zip(indices, frames):
         if frame.shape != (height, width, 3):

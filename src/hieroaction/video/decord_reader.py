@@ -14,7 +14,13 @@ from pathlib import Path
 import numpy as np
 
 from hieroaction.errors import VideoError
-from hieroaction.video.pyav import _check_video_file, _fraction_to_float, _open_container, _probe
+from hieroaction.video.pyav import (
+    _check_header,
+    _check_video_file,
+    _fraction_to_float,
+    _open_container,
+    _probe,
+)
 from hieroaction.video.reader import FrameReader, SourceInfo, Transform, _pick_fps, _worker_count
 from hieroaction.video.sample import MAX_SOURCE_SIDE
 
@@ -45,6 +51,8 @@ class DecordReader(FrameReader):
         default_fps: float = 25.0,
         max_source_side: int = MAX_SOURCE_SIDE,
         threads: int = 0,
+        *,
+        max_frame_pixels: int | None = None,
     ) -> None:
         if not decord_available():
             raise VideoError(
@@ -56,9 +64,11 @@ class DecordReader(FrameReader):
         self.path = path
         self.threads = threads
         _check_video_file(path)
+        if max_frame_pixels is not None:
+            _check_header(path, max_source_side, max_frame_pixels)
         container = _open_container(path)
         try:
-            height, width, codec, _ = _probe(container, path, max_source_side)
+            height, width, codec, _ = _probe(container, path, max_source_side, max_frame_pixels)
         finally:
             container.close()
         try:

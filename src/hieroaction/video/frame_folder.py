@@ -27,7 +27,7 @@ from hieroaction.video.reader import (
     _pick_fps,
     _worker_count,
 )
-from hieroaction.video.resize import check_frame_size
+from hieroaction.video.resize import check_frame_pixels, check_frame_size
 from hieroaction.video.sample import MAX_SOURCE_SIDE
 
 
@@ -53,6 +53,8 @@ class FrameFolderReader(FrameReader):
         default_fps: float = 25.0,
         max_source_side: int = MAX_SOURCE_SIDE,
         threads: int = 0,
+        *,
+        max_frame_pixels: int | None = None,
     ) -> None:
         self.folder = folder
         self.template = template
@@ -98,8 +100,11 @@ class FrameFolderReader(FrameReader):
         probe = start_frame if start_frame is not None else first_frame
         if probe >= num_frames:
             probe = first_frame
+        # PIL reads an image's size from its header; no pixels are decoded before these checks.
         height, width = self._probe_size(probe)
-        check_frame_size(height, width, max_side=max_source_side, where=str(self.frame_path(probe)))
+        where = str(self.frame_path(probe))
+        check_frame_size(height, width, max_side=max_source_side, where=where)
+        check_frame_pixels(height, width, max_frame_pixels, where=where)
         fps, fps_source = _pick_fps(record_fps, None, default_fps)
         self.info = SourceInfo(
             source=str(folder), kind="frames", first_frame=first_frame, num_frames=num_frames,

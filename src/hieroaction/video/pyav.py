@@ -18,6 +18,15 @@ that were asked for are decoded, streaming:
    reading the file from the start; if it is still missing the file is truncated or corrupt and
    :class:`VideoError` says which frames are missing.
 
+Memory is bounded before anything is decoded: the frame size the stream header declares is
+checked against ``max_source_side`` and ``max_frame_pixels`` (:func:`header_frame_size` opens
+the file without letting FFmpeg's stream probe decode a frame). For large frames within the
+limit, the decoder's frame threads, the frames waiting for conversion and the conversions in
+flight are each cut to what :data:`~hieroaction.video.reader.FRAME_MEMORY_BUDGET` holds; and a
+frame over :data:`~hieroaction.video.reader.SHRINK_ABOVE_PIXELS` that is resized anyway
+(:class:`~hieroaction.video.reader.ResizeTo`) is converted to RGB by FFmpeg's scaler at twice
+its final size instead of at full size.
+
 The probe helpers here (:func:`_check_video_file`, :func:`_open_container`, :func:`_probe`)
 also serve the decord reader, which takes a stream's size from PyAV.
 """
@@ -38,14 +47,18 @@ import numpy as np
 
 from hieroaction.errors import VideoError
 from hieroaction.video.reader import (
+    CONVERSION_BYTES_PER_PIXEL,
+    DECODER_THREAD_BYTES_PER_PIXEL,
     FrameReader,
     SourceInfo,
     Transform,
     _error_reason,
     _pick_fps,
     _worker_count,
+    frames_within_budget,
+    shrink_size,
 )
-from hieroaction.video.resize import check_frame_size
+from hieroaction.video.resize import check_frame_pixels, check_frame_size
 from hieroaction.video.sample import MAX_SOURCE_SIDE
 
 # Seeking costs a container lookup and a decoder flush; skipping a few packets by demuxing them
@@ -87,13 +100,54 @@ def _open_container(path: Path) -> Any:
         raise VideoError(f"{path}: cannot be opened as a video ({_error_reason(exc)})") from None
 
 
-def _probe(container: Any, path: Path, max_side: int) -> tuple[int, int, str, float | None]:
-    """``(height, width, codec, container fps)`` of the first video stream, checked."""
+# FFmpeg's stream probe (avformat_find_stream_info, run by av.open) decodes the first frames of
+# an H.264 stream to complete its parameters, on one thread: at 16384x8192 that is 300 MB and a
+# second spent before any check can run. With skip_frame=all it reads headers and packets only.
+_HEADER_ONLY = {"skip_frame": "all"}
+
+
+def header_frame_size(path: Path, fmt: str | None = None) -> tuple[int, int]:
+    """``(height, width)`` that the first video stream's header declares, read without decoding
+    a frame (``(0, 0)`` when the file has no video stream or its header does not say).
+
+    ``fmt`` restricts FFmpeg to one demuxer. FFmpeg's errors propagate (``av.FFmpegError``,
+    ``OSError``): callers open the file properly afterwards, which reports them.
+    """
+    import av
+
+    with av.open(str(path), format=fmt, options=_HEADER_ONLY, metadata_errors="ignore") as container:
+        if not container.streams.video:
+            return 0, 0
+        context = container.streams.video[0].codec_context
+        if context is None:
+            return 0, 0
+        return int(context.height or 0), int(context.width or 0)
+
+
+def _check_header(path: Path, max_side: int, max_pixels: int | None) -> None:
+    """Refuse a file whose header declares frames over the limits, before anything is decoded."""
+    import av
+
+    try:
+        height, width = header_frame_size(path)
+    except (av.FFmpegError, OSError, UnicodeDecodeError, ValueError):
+        return  # opening it properly next says what is wrong with the file
+    if height and width:
+        check_frame_size(height, width, max_side=max_side, where=str(path), check_ratio=False)
+        check_frame_pixels(height, width, max_pixels, where=str(path))
+
+
+def _probe(
+    container: Any, path: Path, max_side: int, max_pixels: int | None = None
+) -> tuple[int, int, str, float | None]:
+    """``(height, width, codec, container fps)`` of the first video stream, its size checked
+    against ``max_side`` and ``max_pixels``."""
     if not container.streams.video:
         raise VideoError(f"{path}: the file has no video stream")
     stream = container.streams.video[0]
     height, width = stream.codec_context.height, stream.codec_context.width
     check_frame_size(height, width, max_side=max_side, where=str(path))
+    check_frame_pixels(height, width, max_pixels, where=str(path))
     rate = _fraction_to_float(stream.average_rate or stream.guessed_rate)
     return height, width, stream.codec_context.name, rate
 
@@ -242,13 +296,30 @@ def clear_index_cache() -> None:
     _COUNTS.clear()
 
 
-def _count_by_decoding(path: Path) -> int:
+def _decoder_threads(threads: int, height: int, width: int) -> int:
+    """The decoder's thread count (0: FFmpeg's own choice), cut down so that the pictures its
+    frame threads hold at ``height x width`` stay within the frame memory budget."""
+    cap = frames_within_budget(height, width, DECODER_THREAD_BYTES_PER_PIXEL)
+    if threads > 0:
+        return min(threads, cap)
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        cpus = os.cpu_count() or 1
+    # FFmpeg's automatic count for frame threading: one more than the cores, at most 16.
+    return 0 if min(cpus + 1, 16) <= cap else cap
+
+
+def _count_by_decoding(path: Path, threads: int = 0) -> int:
     import av
 
     container = _open_container(path)
     try:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
+        stream.thread_count = _decoder_threads(
+            threads, stream.codec_context.height, stream.codec_context.width
+        )
         count = 0
         for _ in container.decode(stream):
             count += 1
@@ -261,19 +332,39 @@ def _count_by_decoding(path: Path) -> int:
 
 class _Converter:
     """Turns decoded frames into (transformed) RGB arrays in worker threads, a bounded few at
-    a time, so decoding goes on while earlier frames are converted and resized."""
+    a time, so decoding goes on while earlier frames are converted and resized.
 
-    def __init__(self, wanted: Sequence[int], transform: Transform | None, workers: int) -> None:
+    ``size`` is the source's ``(height, width)``; ``shrink`` (from
+    :func:`~hieroaction.video.reader.shrink_size`) is the smaller size that FFmpeg's scaler
+    converts a large frame to, so no full-size RGB array is made. The frames waiting for a
+    worker, and the workers converting at once, are at most what the frame memory budget holds
+    at those sizes.
+    """
+
+    def __init__(
+        self,
+        wanted: Sequence[int],
+        transform: Transform | None,
+        workers: int,
+        size: tuple[int, int],
+    ) -> None:
         self.wanted = set(wanted)
         self.transform = transform
+        self.shrink = shrink_size(*size, transform)
+        self.limit = min(2 * workers, frames_within_budget(*size))
+        converted = self.shrink or size
+        workers = min(workers, self.limit, frames_within_budget(*converted, CONVERSION_BYTES_PER_PIXEL))
         self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="frames")
-        self.limit = 2 * workers
         self.pending: deque[Future[None]] = deque()
         self.results: dict[int, np.ndarray] = {}
         self.seen: set[int] = set()
 
     def _work(self, frame: Any, index: int) -> None:
-        array = frame.to_ndarray(format="rgb24")
+        if self.shrink is not None:
+            height, width = self.shrink
+            array = frame.to_ndarray(width=width, height=height, format="rgb24", interpolation="AREA")
+        else:
+            array = frame.to_ndarray(format="rgb24")
         if self.transform is not None:
             array = self.transform(array)
         self.results[index] = array
@@ -307,15 +398,21 @@ class PyAVReader(FrameReader):
         default_fps: float = 25.0,
         max_source_side: int = MAX_SOURCE_SIDE,
         threads: int = 0,
+        *,
+        max_frame_pixels: int | None = None,
     ) -> None:
         self.path = path
         self.threads = threads
         size = _check_video_file(path)
+        if max_frame_pixels is not None:
+            _check_header(path, max_source_side, max_frame_pixels)
         # One container serves the probe, the index pass and the first read: opening a file
         # probes its streams, which costs as much as decoding a few frames.
         self._container: Any = _open_container(path)
         try:
-            height, width, codec, container_fps = _probe(self._container, path, max_source_side)
+            height, width, codec, container_fps = _probe(
+                self._container, path, max_source_side, max_frame_pixels
+            )
             key = (str(path.resolve()), size, path.stat().st_mtime_ns)
             index = _INDEXES.get(key)
             if index is None:
@@ -325,7 +422,7 @@ class PyAVReader(FrameReader):
             count = index.num_frames
             if not index.exact:
                 counted = _COUNTS.get(key)
-                count = _count_by_decoding(path) if counted is None else counted
+                count = _count_by_decoding(path, threads) if counted is None else counted
                 _remember(_COUNTS, key, count)
         except BaseException:
             self.close()
@@ -338,9 +435,10 @@ class PyAVReader(FrameReader):
             source=str(path), kind="video", first_frame=0, num_frames=count, fps=fps,
             fps_source=fps_source, height=height, width=width, codec=codec, decoder="pyav",
         )
-        # What the last read() did: packets sent to the decoder, seeks, and whether it had to
-        # fall back to decoding from the start (for tests and benchmarks).
-        self.stats: dict[str, int | bool] = {}
+        # What the last read() did: packets sent to the decoder, seeks, whether it had to fall
+        # back to decoding from the start, and the size frames were converted to RGB at (for
+        # tests and benchmarks).
+        self.stats: dict[str, Any] = {}
 
     def close(self) -> None:
         """Close the file."""
@@ -353,7 +451,11 @@ class PyAVReader(FrameReader):
         if not wanted:
             return []
         self.window(wanted[0], wanted[-1])
-        self.stats = {"decoded_packets": 0, "seeks": 0, "fallback": False}
+        self.stats = {
+            "decoded_packets": 0, "seeks": 0, "fallback": False,
+            "rgb_size": shrink_size(self.info.height, self.info.width, transform)
+            or (self.info.height, self.info.width),
+        }
         got: dict[int, np.ndarray] = {}
         if self._index.exact:
             got = self._decode(wanted, transform, sparse=True)
@@ -376,7 +478,9 @@ class PyAVReader(FrameReader):
     ) -> dict[int, np.ndarray]:
         import av
 
-        converter = _Converter(wanted, transform, _worker_count(self.threads))
+        converter = _Converter(
+            wanted, transform, _worker_count(self.threads), (self.info.height, self.info.width)
+        )
         try:
             if sparse:
                 self._decode_sparse(wanted, converter)
@@ -403,7 +507,7 @@ class PyAVReader(FrameReader):
             # Frame threading decodes several frames at once; slice threading (PyAV's
             # default) does nothing for the usual one-slice-per-frame H.264.
             stream.thread_type = "AUTO"
-            stream.thread_count = self.threads
+            stream.thread_count = _decoder_threads(self.threads, self.info.height, self.info.width)
         return container, stream
 
     def _decode_sequential(self, wanted: list[int], converter: _Converter) -> None:

@@ -12,7 +12,9 @@ needs torchvision:
 
 Frames are resized with PIL's bicubic filter (with its antialiasing on downscale), the
 ``resample=BICUBIC`` that the Qwen processor configs name. Impossible sizes (zero, negative,
-an aspect ratio over 200, sides beyond ``max_side``) raise :class:`VideoError`.
+an aspect ratio over 200, sides beyond ``max_side``) raise :class:`VideoError`, and so do
+frames with more pixels than the ``max_frame_pixels`` setting (:func:`check_frame_pixels`, which
+the readers apply to a source's header before decoding it).
 """
 
 from __future__ import annotations
@@ -60,6 +62,19 @@ def check_frame_size(
             f"{where}: size {h}x{w} has an aspect ratio over {MAX_ASPECT_RATIO}, "
             "which the model's processor cannot grid"
         )
+
+
+def check_frame_pixels(height: int, width: int, max_pixels: int | None, *, where: str = "frame") -> None:
+    """Raise :class:`VideoError` when ``height x width`` exceeds ``max_pixels`` (``None``: no
+    limit), with one sentence naming the size, the limit and the setting that raises it."""
+    if max_pixels is None or int(height) * int(width) <= max_pixels:
+        return
+    raise VideoError(
+        f"{where}: its frames are {width}x{height} pixels (width x height), "
+        f"{int(height) * int(width):,} pixels each, more than the limit of {max_pixels:,} pixels "
+        "per frame (the frame setting max_frame_pixels); downscale the video, or raise "
+        "max_frame_pixels to read it"
+    )
 
 
 def smart_resize(

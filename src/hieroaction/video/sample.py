@@ -40,6 +40,12 @@ FpsSource = Literal["record", "container", "default"]
 # decoders refuse frames much larger than this).
 MAX_SOURCE_SIDE = 16384
 
+# Default bound on a source frame's pixels (width x height), checked from the stream header
+# before anything is decoded: DCI 4K (4096x2160), so every 4K recording (UHD 3840x2160, either
+# orientation) passes, while a small file that declares huge frames (16384x8192 black frames
+# compress to a few hundred KB) is refused instead of costing gigabytes to decode.
+MAX_FRAME_PIXELS = 4096 * 2160
+
 # The model families' default frame budgets, read from transformers' video processors
 # (Qwen2VLVideoProcessor.size, used by Qwen2.5-VL; Qwen3VLVideoProcessor.size). Qwen2.5-VL's
 # budget is per frame; Qwen3-VL's covers the whole clip (frames x height x width).
@@ -74,6 +80,9 @@ class FrameConfig:
         decoder: ``auto``, ``pyav`` or ``decord`` (``auto`` picks PyAV; see docs/video.md).
         default_fps: fps used when neither the record nor the container gives one.
         max_source_side: a source side above this is an error (corrupt header, not a video).
+        max_frame_pixels: a source whose frames have more pixels (width x height) than this is
+            refused from its header, before any frame is decoded (default DCI 4K, 4096x2160;
+            decoding cost and memory grow with it: see docs/video.md).
     """
 
     strategy: Strategy = "uniform"
@@ -90,6 +99,7 @@ class FrameConfig:
     decoder: DecoderName = "auto"
     default_fps: float = 25.0
     max_source_side: int = MAX_SOURCE_SIDE
+    max_frame_pixels: int = MAX_FRAME_PIXELS
 
     def __post_init__(self) -> None:
         if self.strategy not in ("uniform", "fps", "steps"):
@@ -99,7 +109,7 @@ class FrameConfig:
         if self.decoder not in ("auto", "pyav", "decord"):
             raise ConfigError(f"decoder must be 'auto', 'pyav' or 'decord', got {self.decoder!r}")
         for name in ("num_frames", "max_frames", "factor", "min_pixels", "max_pixels",
-                     "temporal_factor", "max_source_side"):
+                     "temporal_factor", "max_source_side", "max_frame_pixels"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"frame setting {name!r} must be a positive integer, got {value!r}")
