@@ -62,6 +62,17 @@ def _split(args: argparse.Namespace) -> int:
     return 0
 
 
+def _partial_labels(args: argparse.Namespace) -> int:
+    from hieroaction.data.partial import partial_labels
+
+    records = read_jsonl(args.data)
+    out, summary = partial_labels(records, args.full_labels, action_fraction=args.action_labels,
+                                  seed=args.seed, split=args.split)
+    write_jsonl(out, args.out)
+    print(f"wrote {len(out)} records to {args.out}; {summary.line()}")
+    return 0
+
+
 def _frames(args: argparse.Namespace) -> int:
     # Relative video paths start from --video-root, by default the records file's folder;
     # unreadable lines and clips are listed in CACHE/failures.jsonl, the rest is cached.
@@ -128,6 +139,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--no-stratify", action="store_true", help="do not balance action labels")
     p.add_argument("--out", type=Path, default=None, help="write here instead of rewriting DATA")
     p.set_defaults(handler=_split)
+
+    p = sub.add_parser(
+        "partial-labels",
+        help="keep every label for a fraction of the training clips, only the score (and action) for the rest",
+        description=(
+            "The paper's partial-label setting (docs/data-formats.md): a seeded fraction F of the "
+            "training clips keeps the whole hierarchy; the rest keep the final score and, for a "
+            "seeded fraction A of them, the action label (as MTL-AQA gives; A = 0: as AQA-7). "
+            "Validation and test clips are not changed."
+        ),
+    )
+    p.add_argument("data", type=Path, help="a unified-records JSONL file")
+    p.add_argument("--full-labels", type=float, required=True, metavar="F", help="in (0, 1]")
+    p.add_argument("--action-labels", type=float, default=1.0, metavar="A", help="in [0, 1] (default 1)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--split", default="train", help="the split whose labels are reduced")
+    p.add_argument("--out", required=True, type=Path, help="the JSONL file to write")
+    p.set_defaults(handler=_partial_labels)
 
     p = sub.add_parser(
         "frames",

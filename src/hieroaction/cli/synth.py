@@ -18,6 +18,8 @@ _FLAG_FIELDS = {
     "workers": "workers",
     "size": "render.size",
     "fps": "timing.fps",
+    "full_labels": "full_labels",
+    "action_labels": "action_labels",
 }
 
 
@@ -40,6 +42,12 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--workers", type=int, help="rendering processes (default: CPU cores)")
     parser.add_argument("--size", type=int, help="frame side in pixels (default 112)")
     parser.add_argument("--fps", type=float, help="frames per second (default 12)")
+    parser.add_argument("--full-labels", type=float, metavar="F",
+                        help="the paper's partial-label setting: only a seeded fraction F of the training "
+                             "clips keeps every label, the rest the final score and the action (default 1)")
+    parser.add_argument("--action-labels", type=float, metavar="A",
+                        help="with --full-labels: the fraction of the other training clips that keep the "
+                             "action label (default 1, as MTL-AQA; 0: the score only, as AQA-7)")
     add_config_flag(parser, "SynthConfig")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace an earlier synth output in DIR")

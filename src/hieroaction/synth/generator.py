@@ -27,6 +27,7 @@ import numpy as np
 import yaml
 
 from hieroaction.config import config_to_dict
+from hieroaction.data.partial import check_fraction, partial_labels
 from hieroaction.data.records import Action, Record, Score, Step, VideoRef, write_jsonl
 from hieroaction.errors import ConfigError, DataError, HieroActionError
 from hieroaction.synth.grammar import ActionType, Grammar, load_grammar
@@ -81,6 +82,11 @@ class SynthConfig:
     # Below this many clips one process renders them all: starting workers costs seconds.
     parallel_min_clips: int = 100
     absolute_paths: bool = True  # False: video paths relative to the records file's folder
+    # The paper's partial-label setting (hieroaction.data.partial): the fraction of training
+    # clips that keep every label; the rest keep the final score, and the action label for the
+    # fraction action_labels of them. 1.0: every clip fully labelled.
+    full_labels: float = 1.0
+    action_labels: float = 1.0
     timing: TimingConfig = field(default_factory=TimingConfig)
     quality: QualityConfig = field(default_factory=QualityConfig)
     render: RenderConfig = field(default_factory=RenderConfig)
@@ -102,6 +108,9 @@ def validate_config(config: SynthConfig) -> None:
         )
     if config.workers < 0:
         raise ConfigError(f"workers must be >= 0 (0: one per CPU core), got {config.workers}")
+    check_fraction("full_labels (the fraction of fully labelled training clips)", config.full_labels)
+    check_fraction("action_labels (the fraction of the other training clips that keep the action)",
+                   config.action_labels, zero_ok=True)
     t = config.timing
     if not (math.isfinite(t.fps) and t.fps > 0):
         raise ConfigError(f"timing.fps must be a positive number, got {t.fps}")
@@ -386,6 +395,9 @@ def generate(
                      fps, grammar)
         for s, split, p in zip(samples, splits, paths)
     ]
+    if config.full_labels < 1.0:
+        records, _ = partial_labels(records, config.full_labels, action_fraction=config.action_labels,
+                                    seed=config.seed)
     records_path = out / RECORDS_FILE
     write_jsonl(records, records_path)
     counts = {name: splits.count(name) for name in ("train", "val", "test")}

@@ -24,6 +24,7 @@ from typing import Any, Literal
 
 import torch
 
+from hieroaction.data.partial import has_full_labels
 from hieroaction.data.records import BadLine, Record, iter_jsonl
 from hieroaction.domains import get_domain
 from hieroaction.errors import ConfigError, DataError, HieroActionError
@@ -58,6 +59,9 @@ class DataConfig:
             file's folder).
         max_train_samples: use only the first N records of the train split (smoke runs).
         max_eval_samples: use only the first N records of the eval split.
+        train_labels: ``any`` trains on every record of the train split; ``full`` only on those
+            holding the whole hierarchy (action, steps, final score), as SFT does in the
+            partial-label setting (:mod:`hieroaction.data.partial`), while HPL trains on all.
         bad_records: ``error`` stops before training at the first bad record with one
             sentence; ``skip`` leaves bad records out, logs how many and lists them.
         decode_workers: processes that fill the frame cache before training.
@@ -73,6 +77,7 @@ class DataConfig:
     video_root: str | None = None
     max_train_samples: int | None = None
     max_eval_samples: int | None = None
+    train_labels: Literal["any", "full"] = "any"
     bad_records: BadRecordPolicy = "error"
     decode_workers: int = 1
     frames: FrameConfig = field(default_factory=FrameConfig)
@@ -300,6 +305,13 @@ def load_examples(
     chosen: dict[str, list[Record]] = {}
     for split in dict.fromkeys(splits):
         rows = [r for r in records if r.split == split]
+        if split == config.train_split and config.train_labels == "full":
+            rows = [r for r in rows if has_full_labels(r)]
+            if not rows:
+                raise DataError(
+                    f"{path}: no record of split {split!r} holds the whole hierarchy (action, steps, "
+                    "final score), and data.train_labels is 'full'"
+                )
         limit = limits.get(split)
         if limit is not None:
             rows = rows[:limit]

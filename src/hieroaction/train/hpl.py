@@ -126,6 +126,9 @@ class HPLConfig:
     eval_steps: int = 0  # validation every N steps (0: only at the end)
     eval_samples: int = 0  # validation records scored per evaluation (data.eval_split); 0: all
     selection: SelectionConfig = field(default_factory=SelectionConfig)  # which checkpoint is best/
+    # The null control: each batch's reward results are permuted among its completions (seeded),
+    # so whatever the run still gains is not the rewards' doing (docs/hpl.md).
+    shuffle_rewards: bool = False
     # validate the starting model too (step 0), so best/ is the start when no step beats it
     eval_at_start: bool = True
     resume: bool = True  # continue from the newest checkpoint in output_dir when there is one
@@ -490,7 +493,12 @@ class HPLTrainer:
         for r in rollouts:
             for key, value in r.example.columns.items():
                 columns.setdefault(key, []).extend([value] * len(r.texts))
-        return self.reward(texts, group_size=self.config.group_size, step=self.step, **columns)
+        results = self.reward(texts, group_size=self.config.group_size, step=self.step, **columns)
+        if self.config.shuffle_rewards:
+            # the null control: the same numbers, given to the wrong completions
+            rng = np.random.default_rng([self.config.seed, self.step, self.accelerator.process_index])
+            results = [results[i] for i in rng.permutation(len(results))]
+        return results
 
     def loss_for_group(self, rollout: Rollout, advantages: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
         """The GRPO loss of one group (forward in chunks of ``forward_batch_size``)."""
