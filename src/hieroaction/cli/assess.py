@@ -50,6 +50,8 @@ _FLAG_FIELDS = {
 
 def register(subparsers: Any) -> None:
     """Add the ``assess`` command."""
+    from hieroaction.video.formats import describe
+
     parser = subparsers.add_parser(
         "assess",
         help="assess videos with a trained model (action, steps, score, reasoning)",
@@ -59,6 +61,10 @@ def register(subparsers: Any) -> None:
             "and the reasoning. An answer the parser cannot fully read is shown with its "
             "problems. Device and dtype are chosen automatically (CUDA + bfloat16 where "
             "available, else CPU + float32)."
+        ),
+        epilog=(
+            f"Videos: {describe()} (the container is recognised from the file's bytes, not its "
+            "name; the web server accepts the same list), or a folder of frame images."
         ),
     )
     parser.add_argument("videos", nargs="+", metavar="VIDEO", help="video files or frame folders")

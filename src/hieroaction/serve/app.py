@@ -53,6 +53,7 @@ from hieroaction.serve.uploads import (
     read_form,
     remove_quietly,
 )
+from hieroaction.video.formats import describe, file_picker_accept
 
 logger = logging.getLogger("hieroaction.serve")
 
@@ -81,7 +82,10 @@ _MULTIPART_SCHEMA = {
                         VIDEO_FIELD: {
                             "type": "string",
                             "format": "binary",
-                            "description": "the video (MP4/MOV, MKV/WebM or AVI by default; checked by content)",
+                            "description": (
+                                f"the video ({describe()}; checked by content; GET /api/info lists "
+                                "the containers this server accepts)"
+                            ),
                         },
                         "domain": {
                             "type": "string",
@@ -402,6 +406,7 @@ def create_app(assessor: Any, config: ServeConfig | None = None) -> FastAPI:
             "max_upload_bytes": config.max_upload_bytes,
             "max_frame_pixels": service.max_frame_pixels,
             "accepted_formats": list(config.accepted_formats),
+            "file_accept": file_picker_accept(config.accepted_formats),
             "timeout_s": config.timeout_s,
             "queue_size": config.queue_size,
             "examples": service.examples.describe() if service.examples else [],

@@ -13,9 +13,11 @@ from dataclasses import dataclass, field
 from hieroaction.errors import ConfigError
 from hieroaction.inference.config import InferenceConfig
 from hieroaction.reports.assessment import ReportConfig
+from hieroaction.video.formats import CONTAINER_NAMES
 
-# Container families the server can recognise from a file's first bytes (see uploads.py).
-KNOWN_FORMATS = ("mp4", "matroska", "avi", "mpegts", "mpeg", "ogg")
+# Container families the server recognises from a file's first bytes: the one list of
+# hieroaction.video.formats, the containers the command line reads.
+KNOWN_FORMATS = CONTAINER_NAMES
 
 
 @dataclass
@@ -29,8 +31,8 @@ class ServeConfig:
         max_upload_mb: largest video accepted, in MiB; a bigger body is answered 413 as soon
             as its size is known (from Content-Length, or while counting a streamed body).
         accepted_formats: container families accepted, recognised from the file's bytes, never
-            from its name: ``mp4`` (also MOV, M4V, 3GP), ``matroska`` (MKV, WebM), ``avi``,
-            ``mpegts``, ``mpeg`` (program stream), ``ogg``.
+            from its name: names from :data:`~hieroaction.video.formats.CONTAINERS`, by
+            default all of them (what ``hieroaction assess`` reads, the server accepts).
         timeout_s: longest time one assessment may run; generation is stopped at this limit
             and the request answered 504.
         upload_timeout_s: longest time a client may take to send its upload (answered 408), so
@@ -50,7 +52,7 @@ class ServeConfig:
     host: str = "127.0.0.1"
     port: int = 7860
     max_upload_mb: float = 200.0
-    accepted_formats: list[str] = field(default_factory=lambda: ["mp4", "matroska", "avi"])
+    accepted_formats: list[str] = field(default_factory=lambda: list(KNOWN_FORMATS))
     timeout_s: float = 300.0
     upload_timeout_s: float = 120.0
     queue_size: int = 4

@@ -28,10 +28,13 @@ from pathlib import Path
 from typing import Any
 
 from hieroaction.errors import HieroActionError
+from hieroaction.video import formats
 
-# Bytes of a file's start that are enough to recognise every known container (MPEG-TS needs
-# sync bytes at 0, 188 and 376).
-HEAD_BYTES = 512
+# The containers, their magic numbers and FFmpeg demuxers are the one list of
+# hieroaction.video.formats (what the command line reads); HEAD_BYTES of a file's start
+# recognise any of them.
+HEAD_BYTES = formats.HEAD_BYTES
+sniff_format = formats.sniff_container
 
 # Room for the multipart boundaries, part headers and small fields around the video itself.
 FORM_OVERHEAD_BYTES = 64 * 1024
@@ -42,20 +45,6 @@ MAX_FIELD_BYTES = 256
 # Text fields the forms read; any other field is skipped (its bytes still count to the limit).
 TEXT_FIELDS = ("domain", "example")
 VIDEO_FIELD = "video"
-
-# Container family -> FFmpeg demuxer used to probe it (the only one FFmpeg may try).
-DEMUXERS = {
-    "mp4": "mp4",  # FFmpeg's mov demuxer: MP4, MOV, M4V, 3GP
-    "matroska": "matroska",  # MKV and WebM
-    "avi": "avi",
-    "mpegts": "mpegts",
-    "mpeg": "mpeg",
-    "ogg": "ogg",
-}
-
-# Top-level ISO BMFF / QuickTime box types a file may start with.
-_ISO_BOXES = (b"ftyp", b"moov", b"mdat", b"free", b"wide", b"skip", b"pnot")
-
 
 class Refused(HieroActionError):
     """A request the server refuses (a bad upload, an unknown job), with the HTTP status that
@@ -70,24 +59,6 @@ class Refused(HieroActionError):
         super().__init__(message)
         self.status = status
         self.headers = dict(headers or {})
-
-
-def sniff_format(head: bytes) -> str | None:
-    """The container family of a file from its first bytes (:data:`HEAD_BYTES` suffice), or
-    ``None`` when they match no known video container."""
-    if len(head) >= 8 and head[4:8] in _ISO_BOXES:
-        return "mp4"
-    if head.startswith(b"\x1a\x45\xdf\xa3"):
-        return "matroska"
-    if len(head) >= 12 and head.startswith(b"RIFF") and head[8:12] == b"AVI ":
-        return "avi"
-    if len(head) >= 377 and head[0] == head[188] == head[376] == 0x47:
-        return "mpegts"
-    if head.startswith(b"\x00\x00\x01\xba"):
-        return "mpeg"
-    if head.startswith(b"OggS"):
-        return "ogg"
-    return None
 
 
 def display_name(filename: str | None, default: str = "upload") -> str:
@@ -384,16 +355,17 @@ def probe_video(path: Path, fmt: str, name: str, max_frame_pixels: int | None = 
     from hieroaction.video.pyav import header_frame_size
     from hieroaction.video.resize import check_frame_pixels, check_frame_size
 
+    demuxer = formats.container(fmt).demuxer
     try:
         # The header alone first: opening the file the usual way already decodes frames.
-        height, width = header_frame_size(path, DEMUXERS[fmt])
+        height, width = header_frame_size(path, demuxer)
         if height and width:  # 0 when the header does not say: decoding tells below
             try:
                 check_frame_size(height, width, where=name, check_ratio=False)
                 check_frame_pixels(height, width, max_frame_pixels, where=name)
             except VideoError as exc:
                 raise Refused(422, str(exc)) from None
-        with av.open(str(path), format=DEMUXERS[fmt], metadata_errors="ignore") as container:
+        with av.open(str(path), format=demuxer, metadata_errors="ignore") as container:
             if not container.streams.video:
                 raise Refused(415, f"{name}: the file has no video stream")
             stream = container.streams.video[0]

@@ -56,6 +56,8 @@ async function loadInfo() {
     select.appendChild(option);
   }
   select.value = info.default_domain;
+  // GIF is an image type and browsers do not all know .ts: offer what the server accepts.
+  $("file").accept = info.file_accept;
   $("limits").textContent = "Up to " + mib(info.max_upload_bytes) + "; " + info.accepted_formats.join(", ") +
     " (recognised by content); an assessment may take up to " + info.timeout_s + " s.";
   if (info.examples.length) {
