@@ -22,6 +22,9 @@ from hieroaction.video.sample import FrameConfig
 def _validate(args: argparse.Namespace) -> int:
     report = validate_dataset(args.dataset, args.annotations, args.frames)
     print(report.to_json() if args.json else report.to_text())
+    if report.failure is not None:
+        print(f"hieroaction: {report.failure}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -102,6 +105,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "validate",
         help="report records whose annotations contradict each other",
         description=f"Read a dataset's original annotation files and report problems. Datasets: {names}.",
+        epilog=(
+            "Exit status: 0 when every annotation was read into a record (records whose labels "
+            "contradict each other are listed, and still count as read); 1 when no record was "
+            "read at all (an empty or header-only file, the wrong folder) or some annotation "
+            "could not be read (an 'unreadable' problem: a file, line or entry that became no "
+            "record); 2 when the dataset cannot be read at all (no such folder, a required file "
+            "missing or of the wrong type)."
+        ),
     )
     p.add_argument("dataset", help=f"dataset name ({names})")
     p.add_argument("--annotations", required=True, type=Path,

@@ -80,16 +80,46 @@ def check_record(record: Record) -> list[Problem]:
 
 @dataclass
 class ValidationReport:
-    """What ``hieroaction data validate`` prints."""
+    """What ``hieroaction data validate`` prints.
+
+    Label problems (``score_rule``, ``steps``, ``label``, ``missing``) are what validation is
+    for: the records were read. :attr:`failure` is set when the annotations themselves could not
+    be read: no record at all, or ``unreadable`` entries (a file, a line or an entry that cannot
+    become a record).
+    """
 
     dataset: str
     records: int
     splits: dict[str, int]
     problems: list[Problem] = field(default_factory=list)
+    files: tuple[str, ...] = ()  # the original files the dataset's adapter reads (for messages)
 
     @property
     def problem_counts(self) -> dict[str, int]:
         return dict(sorted(Counter(p.kind for p in self.problems).items()))
+
+    @property
+    def failure(self) -> str | None:
+        """Why the annotations could not all be read (one sentence), or ``None`` when every
+        entry became a record."""
+        unreadable = self.problem_counts.get("unreadable", 0)
+        if self.records == 0 and unreadable:
+            return (
+                f"no record was read from the {self.dataset} annotations: the {unreadable} "
+                "found could not be read (listed as 'unreadable')"
+            )
+        if self.records == 0:
+            expected = f" (it reads {', '.join(self.files)})" if self.files else ""
+            return (
+                f"no record was read from the {self.dataset} annotations{expected}; check that "
+                "--annotations names the dataset's folder and that its files hold annotations"
+            )
+        if unreadable:
+            return (
+                f"{unreadable} annotation(s) could not be read and became no record (listed as "
+                "'unreadable'); the other records were read"
+            )
+        return None
 
     def as_dict(self) -> dict:
         return {
@@ -98,6 +128,7 @@ class ValidationReport:
             "splits": self.splits,
             "problem_counts": self.problem_counts,
             "problems": [p.as_dict() for p in self.problems],
+            "failure": self.failure,
         }
 
     def to_json(self) -> str:
@@ -108,7 +139,7 @@ class ValidationReport:
         for split, count in self.splits.items():
             lines.append(f"  {split:<10} {count}")
         if not self.problems:
-            lines.append("no problems found")
+            lines.append("no records read" if self.records == 0 else "no problems found")
             return "\n".join(lines)
         counts = ", ".join(f"{k} {v}" for k, v in self.problem_counts.items())
         lines.append(f"{len(self.problems)} problems: {counts}")
@@ -137,6 +168,7 @@ def validate_dataset(
     adapter = get_adapter(name)
     result = adapter.load(Path(annotations), Path(frames) if frames else None)
     report = validate_records(result.records, dataset=adapter.name)
+    report.files = adapter.files
     seen = {(p.id, p.kind, p.detail) for p in report.problems}
     adapter_problems = [p for p in result.problems if (p.id, p.kind, p.detail) not in seen]
     report.problems = adapter_problems + report.problems

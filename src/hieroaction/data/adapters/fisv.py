@@ -78,7 +78,7 @@ def _read_csv(path: Path, result: LoadResult) -> dict[int, _Program]:
             continue
         if line == 1 and as_int(row[0]) is None:
             continue  # the header row of the released copy
-        if not any(cell.strip() for cell in row[1:]):
+        if as_int(row[0]) is not None and not any(cell.strip() for cell in row[1:]):
             continue  # the released copy pads its end with empty rows "501,,,,,,,"
         where = f"{path.name}:{line}"
         number = as_int(row[0]) if row else None
