@@ -1,5 +1,6 @@
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -36,12 +37,29 @@ def _config(setup, out, *extra):
     return load_config(HPLConfig, None, list(args))
 
 
+# what released checkpoints carry (Qwen2.5-VL: repetition_penalty 1.05), strong enough to show
+SAMPLING_DEFAULTS = {"do_sample": True, "repetition_penalty": 1.3, "top_k": 5, "top_p": 0.5, "temperature": 0.3}
+
+
+def _with_sampling_defaults(folder):
+    """Write SAMPLING_DEFAULTS into a model folder's generation_config.json."""
+    path = Path(folder) / "generation_config.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), **SAMPLING_DEFAULTS}))
+    return folder
+
+
 def _sampled_equals_trained(trainer):
-    """Sample a group for the first example; its sampling-time log-probabilities must equal
-    those of the training forward pass. Returns (example, rollout, completion mask)."""
+    """Sample a group for the first example; its sampling-time log-probabilities (of the
+    distribution generate really sampled from) must equal those of the training forward pass,
+    although the checkpoint's generation_config asks for a repetition penalty, top-k and top-p.
+    Returns (example, rollout, completion mask)."""
+    own = trainer.policy.generation_config
+    assert (own.repetition_penalty, own.top_k, own.top_p) == (1.3, 5, 0.5), "use _with_sampling_defaults"
     example = trainer.example(trainer.train_set, 0)
     torch.manual_seed(0)
     rollout = trainer.rollout(example)
+    # the checkpoint's own settings are left as they were (they are saved with the model)
+    assert trainer.policy.generation_config.to_dict() == own.to_dict()
     trained = trainer.sequence_logprobs(trainer.model, example, rollout.completion_ids, rollout.completion_mask)
     mask = rollout.completion_mask.bool()
     assert mask.sum() > 0
@@ -50,7 +68,8 @@ def _sampled_equals_trained(trainer):
 
 
 def test_sampling_logprobs_equal_the_training_forward_pass(setup, tmp_path):
-    trainer = HPLTrainer(_config(setup, tmp_path / "run", "temperature=0.7"))
+    model = _with_sampling_defaults(shutil.copytree(setup[1], tmp_path / "model"))
+    trainer = HPLTrainer(_config(setup, tmp_path / "run", "temperature=0.7", f"model={model}"))
     example, rollout, mask = _sampled_equals_trained(trainer)
     # the video and its position fields really matter: without them the numbers differ
     inputs = {k: v for k, v in example.inputs.items() if k in ("input_ids", "attention_mask")}
@@ -64,7 +83,7 @@ def test_sampling_logprobs_equal_the_training_forward_pass(setup, tmp_path):
 def test_qwen3_vl_deepstack_path_keeps_generation_and_training_equal(tmp_path):
     # Qwen3-VL's vision output carries deepstack features; the once-per-group encoding copies
     # them to every row of the group as well
-    model = build_tiny("qwen3_vl", tmp_path / "model")
+    model = _with_sampling_defaults(build_tiny("qwen3_vl", tmp_path / "model"))
     generate(tmp_path / "synth", n=6, seed=0, progress=False)
     args = [f"model={model}", f"data.records={tmp_path / 'synth' / 'records.jsonl'}",
             f"output_dir={tmp_path / 'run'}", f"data.cache_dir={tmp_path / 'cache'}", "group_size=3",
@@ -234,3 +253,105 @@ def test_grpo_raises_a_learnable_reward(setup, tmp_path):
     totals = [trainer.train_step()["metrics"]["reward/total"] for _ in range(40)]
     first, last = sum(totals[:10]) / 10, sum(totals[-10:]) / 10
     assert last > 2 * first and last - first > 0.01, (first, last)
+
+
+# --- exactness of the objective (issue 16) ------------------------------------------------------
+
+def test_lora_rollouts_ignore_the_checkpoints_sampling_settings_too(setup, tmp_path):
+    # PEFT's generate copies the wrapper's generation_config onto the base model
+    model = _with_sampling_defaults(shutil.copytree(setup[1], tmp_path / "model"))
+    trainer = HPLTrainer(_config(setup, tmp_path / "run", "temperature=0.7", f"model={model}", "lora.enabled=true"))
+    _sampled_equals_trained(trainer)
+    assert trainer.policy.get_base_model().generation_config.repetition_penalty == 1.3
+
+
+def _loss_and_grads(trainer, rollout, advantages):
+    trainer.optimizer.zero_grad(set_to_none=True)
+    loss, _ = trainer.loss_for_group(rollout, advantages)
+    loss.backward()
+    grads = {n: p.grad.clone() for n, p in trainer.policy.named_parameters() if p.grad is not None}
+    trainer.optimizer.zero_grad(set_to_none=True)
+    return float(loss.detach()), grads
+
+
+def test_dapo_is_a_token_mean_whatever_the_forward_batch_size(setup, tmp_path):
+    trainer = HPLTrainer(_config(setup, tmp_path / "run", "loss_type=dapo"))
+    torch.manual_seed(0)
+    rollout = trainer.rollout(trainer.example(trainer.train_set, 0))
+    # completions of 3, 12 and 7 tokens
+    mask = torch.zeros_like(rollout.completion_mask)
+    for row, length in enumerate((3, 12, 7)):
+        mask[row, :length] = 1
+    rollout.completion_mask = mask
+    advantages = torch.tensor([1.0, -1.25, 0.25])
+    whole, whole_grads = _loss_and_grads(trainer, rollout, advantages)
+    # at ratio 1 the loss is minus the token mean of the advantages
+    assert whole == pytest.approx(-(3 * 1.0 - 12 * 1.25 + 7 * 0.25) / 22, rel=1e-5)
+    trainer.config.forward_batch_size = 1
+    one, one_grads = _loss_and_grads(trainer, rollout, advantages)
+    assert one == pytest.approx(whole, rel=1e-5)
+    assert whole_grads.keys() == one_grads.keys()
+    for name, grad in whole_grads.items():
+        assert torch.allclose(one_grads[name], grad, rtol=1e-4, atol=1e-7), name
+    # grpo averages per completion first: another loss and gradient for unequal lengths
+    trainer.config.loss_type = "grpo"
+    grpo, grpo_grads = _loss_and_grads(trainer, rollout, advantages)
+    assert grpo == pytest.approx(0.0, abs=1e-6) and abs(whole - grpo) > 0.1
+    assert any(not torch.allclose(grpo_grads[n], g) for n, g in whole_grads.items())
+
+
+def _text_length(completions, **_):
+    return [min(1.0, len(completion_text(x)) / 200) for x in completions]
+
+
+def test_one_update_takes_the_training_pass_as_old_policy_and_more_keep_it_fixed(setup, tmp_path):
+    base = ("zero_spread=keep", "data.eval_split=none", "rewards.weights={text_length: 1.0}",
+            "rewards.composition.mode=sum", "group_size=4", "max_completion_length=8", "clip_high=0.01",
+            "clip_low=0.01")
+    register("text_length", _text_length, "structure", ())
+    one = HPLTrainer(_config(setup, tmp_path / "one", *base, "learning_rate=0.05"))
+    torch.manual_seed(0)
+    metrics = one.train_step()["metrics"]
+    assert metrics["policy/ratio_mean"] == 1.0 and metrics["policy/clipped_fraction"] == 0.0
+    # the rewards' shares of the within-group variance are logged next to the zero-spread fraction
+    assert metrics["reward_variance_share/text_length"] == pytest.approx(1.0)
+    # with lr 0, a no-grad old-policy pass equals the training pass: ratio 1 in every update
+    still = HPLTrainer(_config(setup, tmp_path / "still", *base, "learning_rate=0", "num_iterations=2"))
+    torch.manual_seed(0)
+    metrics = still.train_step()["metrics"]
+    assert metrics["policy/ratio_mean"] == pytest.approx(1.0, abs=1e-6)
+    # with a large step the second update sees the policy move away from the old one, clipped
+    moving = HPLTrainer(_config(setup, tmp_path / "moving", *base, "learning_rate=0.05", "num_iterations=2",
+                                "max_grad_norm=100"))
+    torch.manual_seed(0)
+    updates = []
+    original = moving._update
+    moving._update = lambda *a: updates.append(original(*a)) or updates[-1]
+    moving.train_step()
+    assert len(updates) == 2 and moving.step == 1
+    assert updates[0]["ratio_mean"] == pytest.approx(1.0, abs=1e-6) and updates[0]["clipped_fraction"] == 0.0
+    assert abs(updates[1]["ratio_mean"] - 1.0) > 1e-4 and updates[1]["clipped_fraction"] > 0
+    with pytest.raises(ConfigError, match="num_iterations"):
+        _config(setup, tmp_path, "num_iterations=0")
+
+
+def test_the_reference_model_runs_in_the_policys_precision(setup, tmp_path):
+    # bf16 autocast on the CPU: a reference outside it computed in fp32 and the KL at step 1,
+    # before any update, was not 0 (accelerate's state is per process: reset around the test)
+    from accelerate.state import AcceleratorState
+
+    AcceleratorState._reset_state(reset_partial_state=True)
+    try:
+        trainer = HPLTrainer(_config(setup, tmp_path / "run", "precision=bf16", "learning_rate=0", "beta=0.1",
+                                     "zero_spread=keep", "data.eval_split=none"))
+        assert trainer.accelerator.mixed_precision == "bf16" and trainer.ref_model is not None
+        torch.manual_seed(0)
+        rollout = trainer.rollout(trainer.example(trainer.train_set, 0))
+        args = (rollout.example, rollout.completion_ids, rollout.completion_mask)
+        with torch.no_grad():
+            gap = trainer.sequence_logprobs(trainer.ref_model, *args) - trainer.sequence_logprobs(trainer.model, *args)
+        assert gap.abs().max() < 1e-6  # about 1e-3 with the reference in fp32
+        assert trainer.train_step()["metrics"]["kl"] < 1e-6
+        assert trainer.train_step()["metrics"]["kl"] < 1e-6
+    finally:
+        AcceleratorState._reset_state(reset_partial_state=True)

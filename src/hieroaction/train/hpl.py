@@ -6,7 +6,8 @@ for video VLMs rather than adapted to them:
 * frames come from the frame cache and are turned into model inputs once per clip; no step
   decodes video;
 * every vision special token is blocked while sampling, and sampling uses the full
-  distribution (no top-k / top-p), so the sampling policy is exactly ``softmax(logits / T)``;
+  distribution (no top-k / top-p / penalties: an explicit generation config, never the
+  checkpoint's own), so the sampling policy is exactly ``softmax(logits / T)``;
 * the loss forward pass receives the SAME ``pixel_values_videos``, ``video_grid_thw`` and
   position fields (``mm_token_type_ids``, ``second_per_grid_ts``) as generation, and the
   log-probabilities of sampled tokens at generation time equal the training pass's (a test
@@ -28,7 +29,7 @@ import json
 import math
 import time
 from collections.abc import Sequence
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -43,6 +44,7 @@ from hieroaction.io import write_atomic
 from hieroaction.inference.saved import write_settings as write_inference_settings
 from hieroaction.models.families import IMAGE_TOKEN, VIDEO_TOKEN, VISION_END_TOKEN, VISION_START_TOKEN
 from hieroaction.rewards import HierarchicalReward, RewardsConfig, parsed, reward_columns
+from hieroaction.rewards.compose import reward_variance_share
 from hieroaction.train import checkpoint as ckpt
 from hieroaction.train.objective import (
     LossType,
@@ -104,6 +106,8 @@ class HPLConfig:
     clip_low: float = 0.2
     clip_high: float = 0.2  # DAPO's clip-higher: raise to ~0.28 with loss_type dapo
     beta: float = 0.0  # KL coefficient to the frozen reference model (0: no reference kept)
+    # optimizer updates per sampled batch (1: the old policy is the training pass's, detached)
+    num_iterations: int = 1
     # optimisation
     learning_rate: float = 1e-5
     weight_decay: float = 0.0
@@ -134,7 +138,7 @@ class HPLConfig:
     resume: bool = True  # continue from the newest checkpoint in output_dir when there is one
 
     def __post_init__(self) -> None:
-        positive = ("group_size", "prompts_per_step", "max_completion_length", "max_steps",
+        positive = ("group_size", "prompts_per_step", "max_completion_length", "max_steps", "num_iterations",
                     "save_steps", "logging_steps", "keep_checkpoints")
         for name in positive:
             if getattr(self, name) < 1:
@@ -167,7 +171,9 @@ class Rollout:
     example: Example
     completion_ids: torch.Tensor  # (G, T)
     completion_mask: torch.Tensor  # (G, T) 1 up to and including the end-of-turn token
-    logprobs: torch.Tensor  # (G, T) at sampling time
+    # (G, T) at sampling time: of the distribution generate sampled from (its processed scores),
+    # or, with vLLM, the policy's no-grad pass (the old policy's)
+    logprobs: torch.Tensor
     texts: list[str]
     # vLLM rollouts only: the sampler's own log-probabilities and the truncated importance weights
     sampler_logprobs: torch.Tensor | None = None  # (G, T)
@@ -388,28 +394,29 @@ class HPLTrainer:
         policy = self.policy
         was_training = policy.training
         policy.eval()
-        out = policy.generate(
-            **inputs,
-            do_sample=not greedy,
-            num_return_sequences=n,
-            temperature=self.config.temperature if not greedy else None,
-            top_k=0 if not greedy else None,
-            top_p=1.0 if not greedy else None,
-            max_new_tokens=self.config.max_completion_length,
-            suppress_tokens=self.blocked_ids,
-            eos_token_id=self.eos_ids,
-            pad_token_id=self.pad_id,
-            output_logits=True,
-            return_dict_in_generate=True,
-        )
-        policy.train(was_training)
+        common = dict(num_return_sequences=n, max_new_tokens=self.config.max_completion_length,
+                      suppress_tokens=self.blocked_ids, eos_token_id=self.eos_ids, pad_token_id=self.pad_id,
+                      output_scores=True, return_dict_in_generate=True)
+        try:
+            if greedy:
+                # validation's answers, decoded as `hieroaction assess` decodes them
+                out = policy.generate(**inputs, do_sample=False, temperature=None, top_k=None, top_p=None, **common)
+            else:
+                generation = _sampling_config(self.config.temperature, common)
+                with _only_generation_config(policy, generation):
+                    out = policy.generate(**inputs, generation_config=generation)
+        finally:
+            policy.train(was_training)
         prompt_len = example.inputs["input_ids"].shape[1]
         completion = out.sequences[:, prompt_len:]
         mask = _completion_mask(completion, self.eos_ids)
-        logits = torch.stack(out.logits, dim=1)
-        logprobs = token_logprobs(logits, completion, self.config.temperature, self.blocked_ids)
+        # the scores after generate's logits processors: the distribution each token was drawn
+        # from, so a processor other than the temperature and the vision-token mask (a penalty,
+        # top-k) shows as a gap to the training pass's log-probabilities
+        scores = torch.stack(out.scores, dim=1)
+        logprobs = torch.where(mask.bool(), token_logprobs(scores, completion), 0.0)
         texts = self.processor.batch_decode(completion * mask + self.pad_id * (1 - mask))
-        return Rollout(example, completion, mask, logprobs * mask, texts)
+        return Rollout(example, completion, mask, logprobs, texts)
 
     def _vllm_rollout(self, example: Example, n: int) -> Rollout:
         """``n`` completions sampled by the colocated vLLM engine.
@@ -429,19 +436,27 @@ class HPLTrainer:
         completions = self.vllm.sample(example.request, kwargs)
         device = self.accelerator.device
         ids, mask, sampler = (t.to(device) for t in completions_to_tensors(completions, self.eos_ids, self.pad_id))
-        policy = self.policy
-        was_training = policy.training
-        policy.eval()
-        chunk = config.forward_batch_size or ids.shape[0]
-        old = torch.cat([
-            self.sequence_logprobs(policy, example, ids[s : s + chunk], mask[s : s + chunk])
-            for s in range(0, ids.shape[0], chunk)
-        ])
-        policy.train(was_training)
-        old = old * mask
+        old = self.old_logprobs(example, ids, mask)
         weights = truncated_importance_weights(old, sampler, mask, config.vllm.importance_sampling_cap)
         texts = self.processor.batch_decode(ids * mask + self.pad_id * (1 - mask))
         return Rollout(example, ids, mask, old, texts, sampler_logprobs=sampler, token_weights=weights)
+
+    @torch.no_grad()
+    def old_logprobs(self, example: Example, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """The old policy's log-probabilities of ``ids``: a no-grad pass of the policy (eval mode,
+        in chunks of ``forward_batch_size`` as the loss pass), 0 on padding."""
+        policy = self.policy
+        was_training = policy.training
+        policy.eval()
+        chunk = self.config.forward_batch_size or ids.shape[0]
+        try:
+            old = torch.cat([
+                self.sequence_logprobs(policy, example, ids[s : s + chunk], mask[s : s + chunk])
+                for s in range(0, ids.shape[0], chunk)
+            ])
+        finally:
+            policy.train(was_training)
+        return old * mask
 
     def _encode_video_once(self, model: Any, example: Example, n: int) -> dict[str, Any] | None:
         """The clip through the vision tower once, its output shared by ``n`` rows (gradient
@@ -471,8 +486,16 @@ class HPLTrainer:
 
         The pass sees the same pixels, grid and position fields as generation; the vision tower
         runs once per group (:meth:`_encode_video_once`) and the language-model head only on the
-        completion's positions (``logits_to_keep``).
+        completion's positions (``logits_to_keep``). It runs under the policy's autocast, so the
+        vision tower called here, and a reference model that accelerate did not wrap, compute in
+        the policy's precision.
         """
+        with self.accelerator.autocast():
+            return self._sequence_logprobs(model, example, completion_ids, completion_mask)
+
+    def _sequence_logprobs(
+        self, model: Any, example: Example, completion_ids: torch.Tensor, completion_mask: torch.Tensor
+    ) -> torch.Tensor:
         n, length = completion_ids.shape
         encoded = self._encode_video_once(model, example, n)
         inputs = self._batched(example.inputs, n, skip=("pixel_values_videos",) if encoded else ())
@@ -500,18 +523,38 @@ class HPLTrainer:
             results = [results[i] for i in rng.permutation(len(results))]
         return results
 
-    def loss_for_group(self, rollout: Rollout, advantages: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
-        """The GRPO loss of one group (forward in chunks of ``forward_batch_size``)."""
+    def loss_for_group(
+        self,
+        rollout: Rollout,
+        advantages: torch.Tensor,
+        old_logprobs: torch.Tensor | None = None,
+        num_sequences: float | None = None,
+        num_tokens: float | None = None,
+    ) -> tuple[torch.Tensor, dict[str, float]]:
+        """The GRPO loss of one group (forward in chunks of ``forward_batch_size``).
+
+        ``old_logprobs``: the old policy's log-probabilities of the group's tokens (None: the
+        current policy's, detached, as with one update per batch). ``num_sequences`` and
+        ``num_tokens``: the completions and completion tokens of the whole step that the loss is
+        normalised by (default: this group's), so that the chunks' and groups' losses add up to
+        the step's loss whatever ``forward_batch_size`` is (``dapo``: a token mean of the step).
+        The stats are token means over the group (``kl``, ``clipped_fraction``, ``ratio_mean``)
+        and its token count (``tokens``).
+        """
         config = self.config
         n = rollout.completion_ids.shape[0]
         chunk = config.forward_batch_size or n
+        num_sequences = n if num_sequences is None else num_sequences
+        num_tokens = float(rollout.completion_mask.sum()) if num_tokens is None else num_tokens
         total = None
-        stats = {"kl": 0.0, "clip_fraction": 0.0}
+        sums = {"kl": 0.0, "clipped_fraction": 0.0, "ratio_mean": 0.0}
+        tokens = 0
         for start in range(0, n, chunk):
             sl = slice(start, start + chunk)
             ids, mask = rollout.completion_ids[sl], rollout.completion_mask[sl]
             logp = self.sequence_logprobs(self.model, rollout.example, ids, mask)
             weights = None if rollout.token_weights is None else rollout.token_weights[sl].to(logp.device)
+            old = None if old_logprobs is None else old_logprobs[sl].to(logp.device)
             ref = None
             if config.beta > 0:
                 with torch.no_grad():
@@ -521,16 +564,81 @@ class HPLTrainer:
                         with self.policy.disable_adapter():
                             ref = self.sequence_logprobs(self.model, rollout.example, ids, mask)
             out = policy_loss(
-                logp, rollout.logprobs[sl], advantages[sl].to(logp.device), mask,
+                logp, old, advantages[sl].to(logp.device), mask,
                 loss_type=config.loss_type, clip_low=config.clip_low, clip_high=config.clip_high,
                 beta=config.beta, ref_logp=ref, max_completion_length=config.max_completion_length,
-                token_weights=weights,
+                token_weights=weights, num_sequences=num_sequences, num_tokens=num_tokens,
             )
-            weight = ids.shape[0] / n
-            total = out.loss * weight if total is None else total + out.loss * weight
-            stats["kl"] += out.kl * weight
-            stats["clip_fraction"] += out.clip_fraction * weight
+            total = out.loss if total is None else total + out.loss
+            for key, value in (("kl", out.kl), ("clipped_fraction", out.clip_fraction), ("ratio_mean", out.ratio_mean)):
+                sums[key] += value * out.tokens
+            tokens += out.tokens
+        stats = {k: v / max(tokens, 1) for k, v in sums.items()}
+        stats["tokens"] = tokens
         return total, stats
+
+    def _old_policy(self, rollout: Rollout) -> torch.Tensor | None:
+        """The old policy's log-probabilities of a group, fixed before the step's first update.
+
+        vLLM rollouts carry them (the policy's no-grad pass, which their importance weights
+        need); with one update per batch none are needed (the training pass's own, detached, as
+        TRL does); with ``num_iterations`` > 1 a no-grad pass computes them now.
+        """
+        if rollout.token_weights is not None:
+            return rollout.logprobs
+        if self.config.num_iterations == 1:
+            return None
+        return self.old_logprobs(rollout.example, rollout.completion_ids, rollout.completion_mask)
+
+    def _step_size(self, rollouts: Sequence[Rollout]) -> tuple[float, float]:
+        """The completions and completion tokens that the step's loss is normalised by.
+
+        Those of every kept group of every process, divided by the number of processes:
+        gradients are averaged over processes, so the step's loss is then the mean over all
+        completions (``grpo``, ``dr_grpo``) or all tokens (``dapo``) of all processes together.
+        """
+        local = torch.tensor([float(sum(r.completion_mask.shape[0] for r in rollouts)),
+                              float(sum(int(r.completion_mask.sum()) for r in rollouts))], dtype=torch.float64)
+        world = self.accelerator.num_processes
+        if world > 1:
+            local = self.accelerator.reduce(local.to(self.accelerator.device), reduction="sum").cpu()
+        return float(local[0]) / world, float(local[1]) / world
+
+    def _update(
+        self,
+        groups: Sequence[tuple[Rollout, torch.Tensor]],
+        old: Sequence[torch.Tensor | None],
+        num_sequences: float,
+        num_tokens: float,
+    ) -> dict[str, float]:
+        """One optimizer update over the kept groups: the step's loss, its gradient, a step."""
+        sums = {"kl": 0.0, "clipped_fraction": 0.0, "ratio_mean": 0.0}
+        tokens, loss_value = 0, 0.0
+        # every process runs the same number of backward passes, so DDP's all-reduce matches
+        n_backward = max(len(groups), 1)
+        for i in range(n_backward):
+            sync = i == n_backward - 1
+            context = nullcontext() if sync else self.accelerator.no_sync(self.model)
+            with context:
+                if groups:
+                    rollout, advantages = groups[i]
+                    loss, stats = self.loss_for_group(rollout, advantages, old[i], num_sequences, num_tokens)
+                    for key in sums:
+                        sums[key] += stats[key] * stats["tokens"]
+                    tokens += stats["tokens"]
+                else:
+                    # nothing to learn from: a zero loss that still touches every parameter
+                    loss = sum(p.sum() * 0.0 for p in self.model.parameters() if p.requires_grad)
+                self.accelerator.backward(loss)
+                loss_value += float(loss.detach())
+        grad_norm = self.accelerator.clip_grad_norm_(self.model.parameters(), self.config.max_grad_norm)
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        out = {k: v / tokens for k, v in sums.items()} if tokens else {"kl": 0.0, "clipped_fraction": 0.0,
+                                                                       "ratio_mean": 1.0}
+        out["loss"] = loss_value
+        out["grad_norm"] = float(grad_norm) if grad_norm is not None else 0.0
+        return out
 
     # ----- one step ---------------------------------------------------------------------------
 
@@ -558,36 +666,26 @@ class HPLTrainer:
                 flat = zero_spread_groups(totals, G)
         advantages = group_advantages(totals, G, config.loss_type)
         keep = [g for g in range(len(rollouts)) if not (config.zero_spread != "keep" and flat[g])]
+        groups = [(rollouts[g], advantages[g * G : (g + 1) * G]) for g in keep]
+        num_sequences, num_tokens = self._step_size([r for r, _ in groups])
+        # the old policy is fixed before the first update (num_iterations > 1: a no-grad pass)
+        old = [self._old_policy(r) for r, _ in groups]
         self.model.train()
-        losses, kls, clips = [], [], []
-        # every process runs the same number of backward passes, so DDP's all-reduce matches
-        n_backward = max(len(keep), 1)
-        for i in range(n_backward):
-            sync = i == n_backward - 1
-            context = nullcontext() if sync else self.accelerator.no_sync(self.model)
-            with context:
-                if keep:
-                    g = keep[i]
-                    loss, stats = self.loss_for_group(rollouts[g], advantages[g * G : (g + 1) * G])
-                    kls.append(stats["kl"])
-                    clips.append(stats["clip_fraction"])
-                else:
-                    # nothing to learn from: a zero loss that still touches every parameter
-                    loss = sum(p.sum() * 0.0 for p in self.model.parameters() if p.requires_grad)
-                self.accelerator.backward(loss / n_backward)
-                losses.append(float(loss.detach()))
-        grad_norm = self.accelerator.clip_grad_norm_(self.model.parameters(), config.max_grad_norm)
-        self.optimizer.step()
-        self.scheduler.step()
-        self.optimizer.zero_grad(set_to_none=True)
+        updates = [self._update(groups, old, num_sequences, num_tokens) for _ in range(config.num_iterations)]
+        self.scheduler.step()  # once per step, whatever num_iterations is
         self.step += 1
         lengths = [float(r.completion_mask.sum(1).float().mean()) for r in rollouts]
+
+        def over_updates(key: str) -> float:
+            return float(np.mean([u[key] for u in updates]))
+
         metrics: dict[str, Any] = {
             "step": self.step,
-            "loss": float(np.mean(losses)),
-            "kl": float(np.mean(kls)) if kls else 0.0,
-            "clip_fraction": float(np.mean(clips)) if clips else 0.0,
-            "grad_norm": float(grad_norm) if grad_norm is not None else 0.0,
+            "loss": over_updates("loss"),
+            "kl": over_updates("kl"),
+            "policy/ratio_mean": over_updates("ratio_mean"),
+            "policy/clipped_fraction": over_updates("clipped_fraction"),
+            "grad_norm": over_updates("grad_norm"),
             "completion_length": float(np.mean(lengths)),
             "zero_spread_fraction": zero_spread_fraction,
             "groups_skipped": len(rollouts) - len(keep),
@@ -600,6 +698,9 @@ class HPLTrainer:
             for key, value in result.log().items():
                 per_component.setdefault(key, []).append(value)
         metrics.update({k: float(np.mean(v)) for k, v in per_component.items()})
+        contributions = {k: [r.contributions.get(k, 0.0) for r in results] for k in self.reward.weights}
+        shares = reward_variance_share(contributions, G)
+        metrics.update({f"reward_variance_share/{k}": v for k, v in shares.items()})
         if any(r.token_weights is not None for r in rollouts):
             metrics.update(_sampler_metrics(rollouts, config.vllm.importance_sampling_cap))
         metrics = self._reduce(metrics)
@@ -825,6 +926,42 @@ class HPLTrainer:
                 self.save_model(self.output_dir / "best")
         self.accelerator.wait_for_everyone()
         return metrics
+
+
+def _sampling_config(temperature: float, settings: dict[str, Any]) -> Any:
+    """generate's settings for rollouts, every one spelled out: the full distribution at
+    ``temperature`` (no top-k, top-p, min-p, typical-p or cut-offs, no repetition or length
+    penalties), the vision tokens suppressed and nothing else, as the vLLM path samples."""
+    from transformers import GenerationConfig
+
+    return GenerationConfig(
+        do_sample=True, temperature=temperature, top_k=0, top_p=1.0, typical_p=1.0, epsilon_cutoff=0.0,
+        eta_cutoff=0.0, repetition_penalty=1.0, encoder_repetition_penalty=1.0, no_repeat_ngram_size=0,
+        min_length=0, num_beams=1, renormalize_logits=False, remove_invalid_values=False, **settings,
+    )
+
+
+@contextmanager
+def _only_generation_config(model: Any, config: Any) -> Any:
+    """``config`` as the model's own generation_config while generating, then the checkpoint's
+    again: generate fills every field a passed config leaves unset from the model's (the
+    released Qwen2.5-VL checkpoints carry repetition_penalty 1.05, top_k and top_p), so the
+    passed config alone is not enough. With PEFT, the wrapped model's too (PEFT's generate
+    copies the wrapper's to it)."""
+    holders = [model]
+    if hasattr(model, "get_base_model"):
+        holders.append(model.get_base_model())
+    saved = [(h, h.__dict__.get("generation_config")) for h in holders]
+    try:
+        for h in holders:
+            h.generation_config = config
+        yield
+    finally:
+        for h, before in saved:
+            if before is None:
+                h.__dict__.pop("generation_config", None)
+            else:
+                h.generation_config = before
 
 
 def _sampler_metrics(rollouts: Sequence[Rollout], cap: float) -> dict[str, float]:
