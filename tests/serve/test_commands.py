@@ -4,6 +4,8 @@ one sentence before any model is loaded. (Serving itself is run by test_load.py.
 from __future__ import annotations
 
 import argparse
+import os
+import socket
 import subprocess
 import sys
 
@@ -88,3 +90,98 @@ def test_the_command_line_does_not_need_the_serve_extra():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+# ---------------------------------------------------------------------------------------------
+# Every setting is checked before the model is loaded (project issue 13): one sentence, status 2
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture()
+def loads(monkeypatch):
+    """The model loader, replaced: it records its calls and stops the command there (status 2
+    with the words 'model load reached'), so a test sees whether the checks let it through."""
+    from hieroaction.errors import ConfigError
+    from hieroaction.inference import Assessor
+
+    calls: list[tuple] = []
+
+    def from_pretrained(*args, **kwargs):
+        calls.append(args)
+        raise ConfigError("model load reached")
+
+    monkeypatch.setattr(Assessor, "from_pretrained", from_pretrained)
+    return calls
+
+
+def _refused_before_loading(cli, loads, *argv):
+    require_serve_extra()
+    status, err = cli("serve", "--model", "m", "--examples", "0", "--port", "0", *argv)
+    assert status == 2 and "Traceback" not in err and loads == []
+    assert err.startswith("hieroaction: error: ") and err.count("\n") == 1  # one sentence
+    return err
+
+
+def test_an_upload_dir_that_cannot_be_created_is_refused_before_loading(cli, loads, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    err = _refused_before_loading(cli, loads, "--set", f"upload_dir={blocker / 'uploads'}")
+    assert f"upload_dir '{blocker / 'uploads'}' cannot be created" in err
+    err = _refused_before_loading(cli, loads, "--set", f"upload_dir={blocker}")
+    assert f"upload_dir '{blocker}' is not a folder" in err
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root may write in any folder")
+def test_an_upload_dir_that_is_not_writable_is_refused_before_loading(cli, loads, tmp_path):
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    err = _refused_before_loading(cli, loads, "--set", f"upload_dir={locked}")
+    assert f"upload_dir '{locked}' is not writable" in err
+
+
+def test_a_port_in_use_is_refused_before_loading(cli, loads):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        err = _refused_before_loading(cli, loads, "--port", str(port))
+    assert f"port {port} on 127.0.0.1 is already in use" in err
+
+
+@pytest.mark.parametrize(
+    ("argv", "words"),
+    [
+        (["--host", "203.0.113.7"], "host '203.0.113.7' is not an address of this machine"),
+        (["--set", "inference.frames.max_frame_pixels=0"], "inference.frames: frame setting 'max_frame_pixels' must be a positive"),
+        (["--set", "inference.frames.colour=blue"], "inference.frames: unknown config key 'colour'"),
+    ],
+    ids=["foreign-host", "frame-limit", "frame-key"],
+)
+def test_other_settings_are_refused_before_loading(cli, loads, argv, words):
+    assert words in _refused_before_loading(cli, loads, *argv)
+
+
+def test_good_settings_reach_the_model_load_and_a_missing_upload_dir_is_made(cli, loads, tmp_path):
+    require_serve_extra()
+    uploads = tmp_path / "new" / "uploads"
+    status, err = cli("serve", "--model", "m", "--examples", "0", "--port", "0", "--set", f"upload_dir={uploads}")
+    assert status == 2 and "model load reached" in err and len(loads) == 1
+    assert uploads.is_dir() and list(uploads.iterdir()) == []  # the check's own folder is gone
+
+
+def test_serve_raises_when_the_app_does_not_start(monkeypatch, tmp_path):
+    """A start-up failure the checks cannot foresee ends in an error, not in a normal return."""
+    require_serve_extra()
+    from types import SimpleNamespace
+
+    from hieroaction.errors import HieroActionError
+    from hieroaction.serve import ServeConfig
+    from hieroaction.serve.app import Service, serve
+
+    def broken_start(self):
+        raise HieroActionError("the examples cannot be rendered")
+
+    monkeypatch.setattr(Service, "start", broken_start)
+    config = ServeConfig(port=0, examples=0, upload_dir=str(tmp_path))
+    with pytest.raises(HieroActionError, match=r"the server did not start on 127\.0\.0\.1:0"):
+        serve(SimpleNamespace(model=None), config, log_level="critical")

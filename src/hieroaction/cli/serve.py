@@ -101,15 +101,18 @@ def _is_loopback(host: str) -> bool:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Handler of ``hieroaction serve``: load the model, then serve until Ctrl-C."""
-    from hieroaction.domains import get_domain
+    """Handler of ``hieroaction serve``: check the settings, load the model, then serve until
+    Ctrl-C."""
     from hieroaction.inference import Assessor
 
     config = config_from_args(args)
     _check_installed()
-    # Checked before the model is loaded: a typo should not cost a model load.
-    get_domain(config.inference.domain)
     from hieroaction.serve.app import serve
+    from hieroaction.serve.config import check_settings
+
+    # Checked before the model is loaded: a typo, a folder the server cannot write in or a port
+    # in use should not cost a model load (and then fail the start-up with a traceback).
+    check_settings(config)
 
     assessor = Assessor.from_pretrained(args.model, config.inference)
     if not _is_loopback(config.host):

@@ -39,7 +39,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from hieroaction import __version__
 from hieroaction.domains import builtin_domain_names, get_domain
 from hieroaction.errors import ConfigError, HieroActionError, VideoError
-from hieroaction.serve.config import ServeConfig
+from hieroaction.serve.config import ServeConfig, check_settings
 from hieroaction.serve.examples import ExampleSet
 from hieroaction.serve.jobs import Busy, Job, JobQueue, Reservation
 from hieroaction.serve.uploads import (
@@ -534,12 +534,27 @@ def _uvicorn_config(app: Any, host: str, port: int, log_level: str) -> Any:
 
 
 def serve(assessor: Any, config: ServeConfig | None = None, log_level: str = "info") -> None:
-    """Run the app on ``config.host:config.port`` until interrupted (Ctrl-C)."""
+    """Run the app on ``config.host:config.port`` until interrupted (Ctrl-C).
+
+    Raises:
+        ConfigError: a setting this machine cannot meet (:func:`~hieroaction.serve.config.check_settings`:
+            the upload folder, the address and port, ...), before anything starts.
+        HieroActionError: the app did not start (uvicorn's log says why).
+    """
     import uvicorn
 
     config = config or ServeConfig()
+    check_settings(config)
     app = create_app(assessor, config)
-    uvicorn.Server(_uvicorn_config(app, config.host, config.port, log_level)).run()
+    server = uvicorn.Server(_uvicorn_config(app, config.host, config.port, log_level))
+    try:
+        server.run()
+    except SystemExit:
+        if server.started:
+            raise
+        # uvicorn logs a failed start-up, then exits the process (or, in older versions, returns)
+    if not server.started:
+        raise HieroActionError(f"the server did not start on {config.host}:{config.port}; its log above says why")
 
 
 class BackgroundServer:
