@@ -20,12 +20,13 @@ def model_metrics(rho: float | None, rl2: float, action: float | None = None, st
 
 
 def seed_run(seed: int, sft_rho: float, hpl_rho: float, sft_rl2: float, hpl_rl2: float,
-             oracle_rho: float = 0.65) -> SeedRun:
+             oracle_rho: float = 0.65, shuffled: tuple[float, float] | None = None,
+             all_labels: tuple[float, float] | None = None) -> SeedRun:
     run = SeedRun(seed=seed, folder=f"/tmp/seed-{seed}")
     run.data = {"clips": 200, "splits": {"train": 140, "val": 20, "test": 40},
                 "reference_rho": {"difficulty_oracle": 0.66, "quality_reader": 0.99, "clips": 40}}
     run.sft = {"steps": 50, "batch_size": 8, "examples_seen": 400, "train_examples": 140,
-               "median_step_seconds": 0.9,
+               "seconds_per_step": 0.9,
                "log_history": [{"step": s, "loss": 3.0 / s} for s in range(1, 51, 5)]
                + [{"step": 25, "eval_loss": 0.4}, {"step": 50, "eval_loss": 0.3}]}
     run.hpl = {"steps": 6, "prompts_per_step": 2, "group_size": 4, "best_metrics": {"step": 4},
@@ -40,6 +41,11 @@ def seed_run(seed: int, sft_rho: float, hpl_rho: float, sft_rl2: float, hpl_rl2:
         "mean_score": model_metrics(float("nan"), 9.0),
         "difficulty_oracle": model_metrics(oracle_rho, 4.0),
     }
+    if shuffled is not None:
+        run.models["hpl_shuffled"] = model_metrics(shuffled[0], shuffled[1], 0.95, 0.9, 0.0)
+        run.hpl_shuffled = {**run.hpl, "best_metrics": {"step": 0}}
+    if all_labels is not None:
+        run.models["sft_all_labels"] = model_metrics(all_labels[0], all_labels[1], 0.99, 0.95, 0.0)
     run.timings = [{"stage": "data", "seconds": 12.0, "load_start": 1.0, "load_end": 1.5}]
     run.examples_html = ['<div class="card">example card</div>']
     return run

@@ -1,4 +1,4 @@
-"""The demo's budget: time shared between stages by weight, sizes scaled from the budget."""
+"""The demo's fixed work: step counts scaled by the budget, clip counts, progress lines."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 
 from hieroaction.config import config_from_dict
 from hieroaction.demo.budget import Clock, Progress, format_metrics, format_seconds
-from hieroaction.demo.config import DemoConfig, DemoDataConfig
+from hieroaction.demo.config import DemoConfig, DemoDataConfig, WorkConfig
 from hieroaction.errors import ConfigError
 
 
@@ -20,29 +20,11 @@ class FakeTime:
         return self.t
 
 
-def test_share_splits_the_time_left_by_weight_among_unfinished_stages():
+def test_the_clock_only_reports_elapsed_time():
     now = FakeTime()
-    clock = Clock(100.0, {"sft": 0.5, "hpl": 0.25, "evaluation": 0.25}, reserve_s=10.0, now=now)
-    assert clock.share("sft") == pytest.approx(45.0)
-    # SFT overran: it took 60 s instead of 45, so the later stages share what is left.
-    now.t += 60.0
-    clock.finish("sft", 60.0)
-    assert clock.share("hpl") == pytest.approx(15.0)
-    assert clock.share("evaluation") == pytest.approx(15.0)
-    now.t += 15.0
-    clock.finish("hpl", 15.0)
-    assert clock.share("evaluation") == pytest.approx(15.0)
-    assert clock.left() == pytest.approx(25.0)
-    with pytest.raises(KeyError):
-        clock.share("hpl")
-
-
-def test_share_is_never_negative_after_the_deadline():
-    now = FakeTime()
-    clock = Clock(10.0, {"sft": 1.0}, now=now)
-    now.t += 30.0
-    assert clock.share("sft") == 0.0
-    assert clock.left() == pytest.approx(-20.0)
+    clock = Clock(now=now)
+    now.t += 61.5
+    assert clock.elapsed() == pytest.approx(61.5)
 
 
 def test_format_seconds():
@@ -52,18 +34,18 @@ def test_format_seconds():
     assert format_seconds(-5) == "0:00"
 
 
-def test_progress_lines_name_the_stage_and_the_time_left():
+def test_progress_lines_name_the_stage_and_the_time_spent():
     now = FakeTime()
     stream = io.StringIO()
     progress = Progress(stream=stream)
-    progress.start_seed(Clock(125.0, {}, now=now), "seed 3", 6)
+    progress.start_seed(Clock(now=now), "seed 3", 6)
     progress.stage("SFT cold start", "planning")
-    now.t += 5.0
+    now.t += 65.0
     progress.line("step 1/10")
     lines = stream.getvalue().splitlines()
     assert lines == [
-        "[demo seed 3 | 1/6 SFT cold start] planning (2:05 left)",
-        "[demo seed 3 | 1/6 SFT cold start] step 1/10 (2:00 left)",
+        "[demo seed 3 | 1/6 SFT cold start] planning (0:00 in)",
+        "[demo seed 3 | 1/6 SFT cold start] step 1/10 (1:05 in)",
     ]
     quiet = io.StringIO()
     Progress(enabled=False, stream=quiet).note("nothing")
@@ -82,25 +64,22 @@ def test_clip_count_scales_with_the_budget_within_bounds():
     assert data.clips(60) == 2000
 
 
-def test_ablation_adds_its_share_to_the_budget_and_the_weights():
-    plain = DemoConfig(budget_minutes=10)
-    assert plain.seconds_per_seed == pytest.approx(600.0)
-    assert set(plain.stage_weights) == {"sft", "hpl", "evaluation"}
-    ablated = DemoConfig(budget_minutes=10, ablations=True)
-    extra = sum(ablated.budget.ablation_weights.values())
-    assert ablated.seconds_per_seed == pytest.approx(600.0 * (1 + extra))
-    assert ablated.stage_weights["ablation"] == pytest.approx(ablated.budget.ablation_weights["ablation"])
-    assert ablated.stage_weights["evaluation"] == pytest.approx(
-        plain.budget.weights["evaluation"] + ablated.budget.ablation_weights["evaluation"])
+def test_the_budget_scales_the_step_counts_not_the_clock():
+    work = WorkConfig()
+    assert work.steps(1200, 15) == 1200 and work.steps(1200, 7.5) == 600
+    assert work.steps(60, 0.1) == 1  # at least one step
+    assert DemoConfig(budget_minutes=30).work.steps(60, 30) == 120
 
 
 @pytest.mark.parametrize("data, key", [
     ({"budget_minutes": 0}, "budget_minutes"),
     ({"seeds": 0}, "seeds"),
     ({"threads": 0}, "threads"),
-    ({"budget": {"weights": {"sft": 1.0}}}, "missing"),
-    ({"budget": {"hpl_loop_fraction": 1.5}}, "hpl_loop_fraction"),
-    ({"budget": {"weights": {"sft": -1, "hpl": 1, "evaluation": 1}}}, "budget.weights.sft"),
+    ({"work": {"sft_steps": 0}}, "work.sft_steps"),
+    ({"work": {"hpl_validations": -1}}, "work.hpl_validations"),
+    ({"data": {"full_labels": 0}}, r"data.full_labels must be in \(0, 1\]"),
+    ({"data": {"full_labels": 1.5}}, "data.full_labels"),
+    ({"data": {"action_labels": -0.5}}, "data.action_labels"),
     ({"no_such_key": 1}, "no_such_key"),
 ])
 def test_bad_settings_are_one_sentence(data, key):

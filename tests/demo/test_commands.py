@@ -23,12 +23,12 @@ def test_flags_and_overrides_set_the_config(tmp_path):
     config_file = tmp_path / "demo.yaml"
     config_file.write_text("budget_minutes: 5\nevaluation: {batch_size: 2}\n", encoding="utf-8")
     args = parse(["--out", str(tmp_path / "out"), "--seeds", "3", "--ablations", "--threads", "2",
-                  "--config", str(config_file), "evaluation.min_clips=10", "--quiet", "--overwrite"])
+                  "--config", str(config_file), "evaluation.test_clips=10", "--quiet", "--overwrite"])
     config = config_from_args(args)
     assert config.out_dir == str(tmp_path / "out")
     assert (config.seeds, config.ablations, config.threads) == (3, True, 2)
     assert config.budget_minutes == 5 and config.evaluation.batch_size == 2
-    assert config.evaluation.min_clips == 10
+    assert config.evaluation.test_clips == 10
     assert config.progress is False and config.overwrite is True
     # an explicit flag wins over the file
     assert config_from_args(parse(["--budget-minutes", "2", "--config", str(config_file)])).budget_minutes == 2

@@ -1,9 +1,13 @@
-"""End-to-end: the whole demo, generation to report, on a tiny budget.
+"""End-to-end: the whole demo, generation to report, as a small fixed amount of work.
 
-``test_demo_runs_end_to_end_in_two_minutes`` is the issue's smoke test (``--budget-minutes 2``
-through the command line, about 2.5 minutes on a busy 2-core machine). It does not check what
-the models learned: only that every stage ran and the outputs hold every model, baseline,
-curve and target.
+``test_a_short_demo_runs_every_stage`` (default suite) runs the command line at a 0.3-minute
+budget (24 SFT steps per SFT run, 1 GRPO step per GRPO run), 40 clips and the demo's HPL recipe
+with shorter answers: data, model, both SFT runs, HPL, the shuffled control, evaluation and
+report all run. ``test_demo_runs_end_to_end_in_two_minutes`` is the smoke test with the real
+recipes (``--budget-minutes 2``), and ``test_the_same_seed_gives_the_same_numbers`` runs the
+short demo twice; both are marked ``slow`` (``python -m pytest -m slow tests/demo``). None
+checks what the models learned: only that every stage ran and the outputs hold every model,
+baseline, curve and target.
 """
 
 from __future__ import annotations
@@ -11,10 +15,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 
 from hieroaction.cli import main
 
-EXPECTED_MODELS = {"sft", "hpl", "mean_score", "difficulty_oracle"}
+DEMO_HPL_RECIPE = Path(__file__).parents[2] / "configs" / "demo" / "hpl.yaml"
+
+EXPECTED_MODELS = {"sft", "sft_all_labels", "hpl", "hpl_shuffled", "mean_score", "difficulty_oracle"}
+STAGES = ["data", "model", "sft", "sft_all_labels", "hpl", "hpl_shuffled", "evaluation"]
 
 
 def check_outputs(out: Path, models: set[str] = EXPECTED_MODELS) -> dict:
@@ -29,24 +37,84 @@ def check_outputs(out: Path, models: set[str] = EXPECTED_MODELS) -> dict:
         assert "spearman_ci" in metrics and "rl2_x100" in metrics
     assert seed["sft"]["steps"] >= 1 and seed["sft"]["log_history"]
     assert seed["hpl"]["steps"] >= 1 and seed["hpl"]["history"]
-    assert {t["stage"] for t in seed["timings"]} >= {"data", "model", "sft", "hpl", "evaluation"}
+    assert seed["hpl_shuffled"]["shuffle_rewards"] is True and seed["hpl"]["shuffle_rewards"] is False
+    assert [t["stage"] for t in seed["timings"]][:len(STAGES)] == STAGES
+    labels = seed["data"]["labels"]
+    assert labels["full"] == round(0.25 * labels["train"]) and seed["sft"]["train_examples"] == labels["full"]
+    assert seed["sft_all_labels"]["train_examples"] == labels["train"]
     for text in ("SFT: loss per step", "HPL: reward components", "HPL: KL", "Targets",
-                 "baseline: difficulty oracle", "Example assessments", "data:image/jpeg;base64,"):
+                 "HPL, shuffled rewards: reward components", "HPL: validation (greedy answers)",
+                 "baseline: difficulty oracle", "Example assessments", "data:image/jpeg;base64,",
+                 "shuffled-reward control", "Partial labels:"):
         assert text in report, text
     assert "<script" not in report
-    for name in ("sft", "hpl"):
+    for name in ("sft", "hpl", "hpl_shuffled", "sft_all_labels"):
         assert (out / "seed-0" / "eval" / name / "predictions.jsonl").is_file()
+        assert len(seed["evaluation"]["scores"][name]) == seed["evaluation"]["test_clips"]
     assert (Path(seed["hpl"]["best"]) / "config.json").is_file()
     return data
 
 
+@pytest.mark.slow
 def test_demo_runs_end_to_end_in_two_minutes(tmp_path, capsys):
     out = tmp_path / "demo"
     assert main(["demo", "--out", str(out), "--budget-minutes", "2"]) == 0
     check_outputs(out)
     printed = capsys.readouterr()
     assert "report:" in printed.out and "Spearman rho" in printed.out  # results on stdout
-    assert "SFT cold start" in printed.err and "left)" in printed.err  # progress: stage and time left
+    assert "SFT (labelled part)" in printed.err and " in)" in printed.err  # progress: stage and time spent
+
+
+SHORT = ["--budget-minutes", "0.3", "data.min_clips=40", "evaluation.test_clips=8",
+         "evaluation.bootstrap_resamples=100", "work.val_clips=2"]
+
+
+def _short_recipe(tmp_path: Path) -> Path:
+    # The demo's own HPL recipe with shorter answers (also the evaluation's answer length) and
+    # a smaller group.
+    recipe = tmp_path / "hpl_short.yaml"
+    recipe.write_text(f"base: {DEMO_HPL_RECIPE}\ngroup_size: 4\nmax_completion_length: 48\n", encoding="utf-8")
+    return recipe
+
+
+def test_a_short_demo_runs_every_stage(tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert main(["demo", "--out", str(out), f"recipes.hpl={_short_recipe(tmp_path)}", *SHORT]) == 0
+    data = check_outputs(out)
+    (seed,) = data["seeds"]
+    assert seed["data"]["clips"] == 40
+    assert seed["sft"]["steps"] == seed["sft_all_labels"]["steps"] == 24  # 1200 x 0.3 / 15
+    assert seed["hpl"]["steps"] == seed["hpl_shuffled"]["steps"] == 1
+    assert seed["hpl"]["group_size"] == 4 and seed["evaluation"]["max_new_tokens"] == 48
+    printed = capsys.readouterr()
+    assert "report:" in printed.out and "Spearman rho" in printed.out
+    for stage in ("1/8 data", "2/8 model", "3/8 SFT (labelled part)", "4/8 SFT (every clip labelled)",
+                  "5/8 HPL", "6/8 HPL, shuffled rewards", "7/8 evaluation"):
+        assert stage in printed.err, stage
+
+
+def _numbers(path: Path) -> list:
+    """metrics.json without what depends on the machine (times, load, paths)."""
+    data = json.loads(path.read_text(encoding="utf-8"))
+    drop = {"seconds", "timings", "info", "generate_seconds", "seconds_per_step", "step_seconds",
+            "folder", "records", "records_partial", "output_dir", "best", "final", "subset_file"}
+
+    def clean(value):
+        if isinstance(value, dict):
+            return {k: clean(v) for k, v in value.items() if k not in drop and "seconds" not in k}
+        if isinstance(value, list):
+            return [clean(v) for v in value]
+        return value
+
+    return clean(data["seeds"])
+
+
+@pytest.mark.slow
+def test_the_same_seed_gives_the_same_numbers(tmp_path):
+    recipe = _short_recipe(tmp_path)
+    for name in ("a", "b"):
+        assert main(["demo", "--out", str(tmp_path / name), f"recipes.hpl={recipe}", "--quiet", *SHORT]) == 0
+    assert _numbers(tmp_path / "a" / "metrics.json") == _numbers(tmp_path / "b" / "metrics.json")
 
 
 def test_a_second_run_needs_overwrite(tmp_path):

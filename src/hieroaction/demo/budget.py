@@ -1,8 +1,7 @@
-"""Wall-clock budgets and progress lines for the demo.
+"""Progress lines for the demo: ``[demo seed 0 | 3/8 SFT (labelled part)] text (4:12 in)``.
 
-A :class:`Clock` holds one seed's deadline and shares the time left between the stages still to
-run, by weight: a stage that overruns shortens the later ones rather than making the demo late.
-:class:`Progress` prints one line per event with the stage and the time left.
+The demo's work is a fixed number of steps and clips (:class:`~hieroaction.demo.config.WorkConfig`),
+so its results do not depend on the machine's speed; :class:`Clock` only says how long it took.
 """
 
 from __future__ import annotations
@@ -22,61 +21,25 @@ def format_seconds(seconds: float) -> str:
 
 
 class Clock:
-    """One seed's time budget.
+    """Time since a seed started (the demo's work is fixed; the clock only reports).
 
     Args:
-        budget_s: seconds from now until the deadline.
-        weights: stage name -> weight, for the stages whose time is shared (see :meth:`share`).
-        reserve_s: seconds kept back at the end (writing the report).
         now: the time source (tests pass a fake one).
     """
 
-    def __init__(
-        self,
-        budget_s: float,
-        weights: Mapping[str, float],
-        reserve_s: float = 0.0,
-        now: Callable[[], float] = time.monotonic,
-    ) -> None:
+    def __init__(self, now: Callable[[], float] = time.monotonic) -> None:
         self.now = now
         self.started = now()
-        self.budget_s = float(budget_s)
-        self.deadline = self.started + self.budget_s
-        self.weights = dict(weights)
-        self.reserve_s = float(reserve_s)
-        self.done: set[str] = set()
-        self.spent: dict[str, float] = {}
 
     def elapsed(self) -> float:
         """Seconds since the clock started."""
         return self.now() - self.started
 
-    def left(self) -> float:
-        """Seconds until the deadline (negative once it has passed)."""
-        return self.deadline - self.now()
-
-    def share(self, stage: str) -> float:
-        """Seconds for ``stage``: the time left (less the reserve) times its weight over the
-        weights of the stages not yet finished. Never negative."""
-        pending = {s: w for s, w in self.weights.items() if s not in self.done}
-        if stage not in pending:
-            raise KeyError(f"stage {stage!r} has no weight or is already finished")
-        total = sum(pending.values())
-        if total <= 0:
-            return 0.0
-        return max(0.0, (self.left() - self.reserve_s) * pending[stage] / total)
-
-    def finish(self, stage: str, seconds: float) -> None:
-        """Mark ``stage`` as done (its weight no longer takes part in :meth:`share`)."""
-        self.done.add(stage)
-        self.spent[stage] = self.spent.get(stage, 0.0) + seconds
-
 
 class Progress:
-    """Progress lines: ``[demo seed 0 | 3/7 SFT cold start] text (12:04 left)``.
+    """Progress lines: ``[demo seed 0 | 3/8 SFT (labelled part)] text (4:12 in)``.
 
     Args:
-        clock: the seed's clock (for the time left), or None before one exists.
         enabled: print at all.
         stream: where to print (default stderr, so stdout keeps only the results).
     """
@@ -119,8 +82,8 @@ class Progress:
         where = self.prefix
         if self.stage_name:
             where += f" | {self.stage_index}/{self.stage_count} {self.stage_name}"
-        left = f" ({format_seconds(self.clock.left())} left)" if self.clock is not None else ""
-        print(f"[{where}] {text}{left}", file=self.stream, flush=True)
+        spent = f" ({format_seconds(self.clock.elapsed())} in)" if self.clock is not None else ""
+        print(f"[{where}] {text}{spent}", file=self.stream, flush=True)
 
     def note(self, text: str) -> None:
         """A line outside any stage (start and end of the demo)."""

@@ -31,10 +31,13 @@ class RecipeFiles:
 
 @dataclass
 class DemoDataConfig:
-    """How many synthetic clips are generated: ``clips_per_minute`` x the budget, within bounds.
+    """The synthetic benchmark: ``clips_per_minute`` x the budget clips (within bounds), and the
+    paper's partial-label setting (:mod:`hieroaction.data.partial`).
 
-    More clips cost generation and frame-cache time (about 60 ms per clip on a busy 2-core
-    machine) but let SFT see fresh clips instead of repeating epochs.
+    ``full_labels``: the fraction F of training clips that keep every label (SFT trains on
+    them); the rest keep the final score, and the action label for the fraction
+    ``action_labels`` of them (HPL trains on all). ``sft_all_labels`` is SFT with every clip
+    fully labelled: what full annotation buys.
     """
 
     clips_per_minute: float = 130.0
@@ -42,6 +45,14 @@ class DemoDataConfig:
     max_clips: int = 2000
     val_fraction: float = 0.1
     test_fraction: float = 0.2
+    full_labels: float = 0.25
+    action_labels: float = 1.0
+
+    def __post_init__(self) -> None:
+        from hieroaction.data.partial import check_fraction
+
+        check_fraction("data.full_labels", self.full_labels)
+        check_fraction("data.action_labels", self.action_labels, zero_ok=True)
 
     def clips(self, budget_minutes: float) -> int:
         """The number of clips for a budget."""
@@ -49,56 +60,49 @@ class DemoDataConfig:
 
 
 @dataclass
-class BudgetConfig:
-    """How the time left after data generation and model building is shared.
+class WorkConfig:
+    """The demo's fixed amount of work at ``reference_minutes`` of budget: step counts and clip
+    counts, never the wall clock, so the same seed gives the same numbers on an idle and a
+    loaded machine (one torch thread); ``--budget-minutes`` scales the step counts.
 
-    ``weights`` share the remaining time between the stages still to run, so a stage that runs
-    over its share shortens the later ones instead of the whole demo running late. With
-    ``--ablations`` the ablation's weights are added and the budget grows by their sum (the
-    main recipe keeps its time).
+    Timed on the 2-core development machine: an SFT step of the tiny model (batch 8) takes about
+    0.18 s, a GRPO step (2 prompts x G 8) about 1.5 s, a validation answer about 0.2 s.
     """
 
-    weights: dict[str, float] = field(
-        default_factory=lambda: {"sft": 0.70, "hpl": 0.22, "evaluation": 0.08}
-    )
-    ablation_weights: dict[str, float] = field(
-        default_factory=lambda: {"ablation": 0.22, "evaluation": 0.04}
-    )
-    report_seconds: float = 10.0  # kept back for writing the report
-    progress_seconds: float = 15.0  # at most one training-loss line per this many seconds
-    sft_evaluations: int = 3  # validation-loss points on the SFT learning curve (the last at the end)
-    # Fraction of the HPL share given to its training loop (max_seconds); the rest loads the
-    # model and runs the final validation.
-    hpl_loop_fraction: float = 0.78
+    reference_minutes: float = 15.0
+    sft_steps: int = 1200  # each of the two SFT runs (labelled part; every clip fully labelled)
+    hpl_steps: int = 60  # each GRPO run (HPL, the shuffled control, the ablation)
+    hpl_validations: int = 2  # validations after the start's, evenly spaced, the last at the end
+    val_clips: int = 100  # validation clips each HPL validation answers (selection of best/)
+    sft_evaluations: int = 3  # validation-loss points on the SFT learning curve
+    progress_seconds: float = 15.0  # at most one training line per this many seconds
 
     def __post_init__(self) -> None:
-        for name, weights in (("weights", self.weights), ("ablation_weights", self.ablation_weights)):
-            for stage, value in weights.items():
-                if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
-                    raise ConfigError(f"budget.{name}.{stage} must be a number >= 0, got {value!r}")
-        missing = {"sft", "hpl", "evaluation"} - set(self.weights)
-        if missing:
-            raise ConfigError(f"budget.weights must give every stage a weight; missing {sorted(missing)}")
-        if not 0.0 < self.hpl_loop_fraction <= 1.0:
-            raise ConfigError(f"budget.hpl_loop_fraction must be in (0, 1], got {self.hpl_loop_fraction}")
-        if self.sft_evaluations < 0:
-            raise ConfigError(f"budget.sft_evaluations must be >= 0, got {self.sft_evaluations}")
+        for name in ("sft_steps", "hpl_steps", "val_clips"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"work.{name} must be at least 1, got {getattr(self, name)}")
+        for name in ("hpl_validations", "sft_evaluations"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"work.{name} must be >= 0, got {getattr(self, name)}")
+        if not (math.isfinite(self.reference_minutes) and self.reference_minutes > 0):
+            raise ConfigError(f"work.reference_minutes must be positive, got {self.reference_minutes}")
+
+    def steps(self, steps: int, budget_minutes: float) -> int:
+        """``steps`` scaled from the reference budget to ``budget_minutes`` (at least 1)."""
+        return max(1, round(steps * budget_minutes / self.reference_minutes))
 
 
 @dataclass
 class DemoEvalConfig:
     """Evaluation on the test split.
 
-    The number of test clips is set from the measured answer time so that every model fits the
-    evaluation share; all models and baselines are scored on the same clips (the first N of
-    the test split in file order, never chosen by result).
+    Every model and baseline is scored on the same clips: the first ``test_clips`` of the test
+    split in file order, never chosen by result.
     """
 
     batch_size: int = 8
     max_new_tokens: int | None = None  # None: the HPL recipe's max_completion_length
-    calibration_clips: int = 8  # answered once with the SFT model to time an answer
-    min_clips: int = 24
-    max_clips: int | None = None  # None: the whole test split
+    test_clips: int | None = 200  # the first N clips of the test split (None: all of it)
     bootstrap_resamples: int = 1000
     examples: int = 3  # example assessments with their frames in the report
 
@@ -111,6 +115,7 @@ class TargetsConfig:
     step_sequence_accuracy: float = 0.8  # at least
     parse_failure_rate: float = 0.01  # at most
     spearman: float = 0.8  # at least, and above the difficulty oracle's
+    gap_recovered: float = 0.5  # HPL recovers at least this share of the rho gap sft -> sft_all_labels
 
 
 @dataclass
@@ -118,7 +123,7 @@ class DemoConfig:
     """Every setting of ``hieroaction demo``."""
 
     out_dir: str = "runs/demo"
-    budget_minutes: float = 15.0  # per seed, for the main recipe (the ablation adds its share)
+    budget_minutes: float = 15.0  # scales the step counts of `work` (15: the reference amount)
     seeds: int = 1
     first_seed: int = 0
     ablations: bool = False
@@ -130,7 +135,7 @@ class DemoConfig:
     progress: bool = True
     recipes: RecipeFiles = field(default_factory=RecipeFiles)
     data: DemoDataConfig = field(default_factory=DemoDataConfig)
-    budget: BudgetConfig = field(default_factory=BudgetConfig)
+    work: WorkConfig = field(default_factory=WorkConfig)
     evaluation: DemoEvalConfig = field(default_factory=DemoEvalConfig)
     targets: TargetsConfig = field(default_factory=TargetsConfig)
 
@@ -141,22 +146,6 @@ class DemoConfig:
             raise ConfigError(f"seeds must be at least 1, got {self.seeds}")
         if self.threads < 1:
             raise ConfigError(f"threads must be at least 1, got {self.threads}")
-
-    @property
-    def stage_weights(self) -> dict[str, float]:
-        """The weights of the stages after set-up (with the ablation's when it runs)."""
-        weights = dict(self.budget.weights)
-        if self.ablations:
-            for stage, value in self.budget.ablation_weights.items():
-                weights[stage] = weights.get(stage, 0.0) + value
-        return weights
-
-    @property
-    def seconds_per_seed(self) -> float:
-        """The wall-clock budget of one seed, with the ablation's extra share."""
-        base = sum(self.budget.weights.values())
-        total = sum(self.stage_weights.values())
-        return 60.0 * self.budget_minutes * (total / base if base > 0 else 1.0)
 
 
 def find_recipe(path: str) -> Path:

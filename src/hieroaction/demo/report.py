@@ -253,22 +253,28 @@ def _timings(run: Any) -> str:
 def seed_section(run: Any, titles: Mapping[str, str], examples: bool = True) -> str:
     """One seed: data, metrics table, learning curves, timings and example assessments."""
     data, sft, hpl, ev = run.data, run.sft, run.hpl, run.evaluation
+    labels = data.get("labels") or {}
     parts = [f"<h2>Seed {run.seed}</h2>"]
     ref = data.get("reference_rho", {})
     parts.append(
         f"<p>{data.get('clips')} synthetic clips (train {data['splits']['train']}, val "
         f"{data['splits']['val']}, test {data['splits']['test']}). On the whole test split, the "
         f"difficulty oracle reaches Spearman {format_value(ref.get('difficulty_oracle'))} and a "
-        f"perfect reader of every step quality {format_value(ref.get('quality_reader'))}.</p>"
+        f"perfect reader of every step quality {format_value(ref.get('quality_reader'))}. "
+        + (f"Partial labels: {labels.get('full')} of {labels.get('train')} training clips keep every "
+           f"label, {labels.get('score_and_action')} the score and the action, "
+           f"{labels.get('score_only')} the score only." if labels else "")
+        + "</p>"
     )
     parts.append(
         f"<p>SFT: {sft.get('steps')} steps of {sft.get('batch_size')} "
         f"({sft.get('examples_seen')} examples, {sft.get('train_examples')} training clips), "
-        f"{format_value(sft.get('median_step_seconds'))} s per step; learning rate "
+        f"{format_value(sft.get('seconds_per_step'))} s per step; learning rate "
         f"{escape(sft.get('lr_schedule', ''))}. HPL: {hpl.get('steps')} steps of "
         f"{hpl.get('prompts_per_step')} prompts x {hpl.get('group_size')} samples; the model "
-        f"evaluated is <code>best/</code>, chosen by validation reward"
-        f" (step {(hpl.get('best_metrics') or {}).get('step', '?')}).</p>"
+        f"evaluated is <code>best/</code>, chosen on validation"
+        f" (step {(hpl.get('best_metrics') or {}).get('step', '?')}); the shuffled control's "
+        f"<code>best/</code> is step {(run.hpl_shuffled.get('best_metrics') or {}).get('step', '?')}.</p>"
     )
     parts.append(f"<h3>Test metrics ({ev.get('test_clips')} of {ev.get('test_split_clips')} test clips)</h3>")
     parts.append(metrics_table(run.models, titles))
@@ -279,6 +285,8 @@ def seed_section(run: Any, titles: Mapping[str, str], examples: bool = True) -> 
     )
     parts.append("<h3>Learning curves</h3>")
     charts = [sft_curves(sft)] + hpl_curves(hpl)
+    if run.hpl_shuffled:
+        charts += hpl_curves(run.hpl_shuffled, "HPL, shuffled rewards")
     if run.ablation:
         charts += hpl_curves(run.ablation, "GRPO score-only")
     parts.append('<div class="charts">' + "".join(charts) + "</div>")
@@ -297,12 +305,27 @@ def report_html(runs: Sequence[Any], summary: Mapping[str, Any], config: DemoCon
         "<p>The whole HieroAction recipe on the synthetic benchmark, on this machine's CPU: "
         "synthetic clips, a small randomly initialised Qwen2.5-VL, SFT cold start on SAR targets, "
         "HPL (GRPO with the hierarchical rewards) from the SFT checkpoint, and evaluation on the "
-        "test split with two reference baselines.</p>",
+        "test split with two reference baselines. In the paper's partial-label setting: SFT sees "
+        "the fully labelled part of the training clips, HPL every clip (each reward where its "
+        "truth exists); SFT with every clip labelled shows what full annotation buys, and HPL with "
+        "its rewards shuffled among each batch's completions is the null control.</p>",
         "<h2>Targets</h2>",
         targets_table(summary["targets"]),
         '<p class="muted">Measured on the HPL model (mean over seeds), with the issue\'s targets '
         "for the default demo.</p>",
     ]
+    notes = summary.get("control_notes") or []
+    if notes:
+        parts += ["<h2>The shuffled-reward control</h2>"] + [f"<p>{escape(n)}</p>" for n in notes]
+    boot = summary.get("bootstrap_vs_shuffled") or {}
+    if boot.get("spearman_gain_ci") or boot.get("rl2_x100_reduction_ci"):
+        def span(ci: Any) -> str:
+            return "undefined" if not ci else f"{ci[0]:+.3f} to {ci[1]:+.3f}"
+
+        parts.append(
+            f"<p>HPL against the shuffled control, paired bootstrap over the test clips of "
+            f"{boot['seeds']} seed(s) ({boot['resamples']} resamples), 95% intervals: mean rho gain "
+            f"{span(boot['spearman_gain_ci'])}; R-l2 x100 reduction {span(boot['rl2_x100_reduction_ci'])}.</p>")
     if len(runs) > 1:
         versus = summary["hpl_vs_sft"]
         parts += [
@@ -328,8 +351,7 @@ def report_html(runs: Sequence[Any], summary: Mapping[str, Any], config: DemoCon
         f"{format_value((info.get('load_average_end') or [None])[0])} at the end.</p>",
     ]
     subtitle = (
-        f"{len(runs)} seed(s), {format_seconds(config.seconds_per_seed)} budget per seed, "
-        f"{format_seconds(info.get('seconds', 0.0))} in all"
+        f"{len(runs)} seed(s), {format_seconds(info.get('seconds', 0.0))} in all"
     )
     html = page("HieroAction demo", Markup("\n".join(parts)), subtitle)
     # Charts side by side where the page is wide enough.

@@ -1,19 +1,25 @@
-"""``hieroaction demo`` as Python: the whole recipe, end to end, within a time budget.
+"""``hieroaction demo`` as Python: the whole recipe, end to end, as a fixed amount of work.
 
-Per seed, in ``DIR/seed-<s>/``:
+Per seed, in ``DIR/seed-<s>/``, in the paper's partial-label setting:
 
-1. ``data/``: the synthetic benchmark (:func:`hieroaction.synth.generate`) and its frame cache;
+1. ``data/``: the synthetic benchmark (:func:`hieroaction.synth.generate`), fully labelled in
+   ``records.jsonl``, and ``records_partial.jsonl`` where only a seeded fraction of the training
+   clips keeps every label and the rest keep the final score and the action
+   (:mod:`hieroaction.data.partial`); one frame cache for both;
 2. ``model/``: the small random model (:func:`hieroaction.models.build_tiny`);
-3. ``sft/``: SFT cold start (:func:`hieroaction.train.sft.train_sft`) with the demo's SFT
-   recipe; a few timed steps first set ``max_steps`` to fit the stage's share of the time, and a
-   deadline callback stops it if the machine slows down;
-4. ``hpl/``: HPL from the SFT checkpoint (:class:`hieroaction.train.hpl.HPLTrainer`) with the
-   demo's HPL recipe and ``max_seconds`` from the budget, selecting ``best/`` on validation;
-5. ``hpl_score_only/`` (``--ablations``): GRPO with the final-score reward only, same start;
-6. ``eval/<model>/``: :func:`hieroaction.evaluation.runner.evaluate_model` on the test split
-   for every model, plus the two reference baselines (:mod:`hieroaction.demo.baselines`) on the
-   same clips.
+3. ``sft/``: SFT cold start (:func:`hieroaction.train.sft.train_sft`) on the fully labelled part;
+4. ``sft_all_labels/``: the same SFT with every training clip fully labelled (what full
+   annotation buys);
+5. ``hpl/``: HPL from ``sft/`` on every training clip, each reward where its truth exists,
+   selecting ``best/`` on validation;
+6. ``hpl_shuffled/``: the same HPL with each batch's rewards permuted among its completions
+   (the null control: what the GRPO step does without the rewards' information);
+7. ``hpl_score_only/`` (``--ablations``): GRPO with the final-score reward only, same start;
+8. ``eval/<model>/``: :func:`hieroaction.evaluation.runner.evaluate_model` on the same test
+   clips for every model, plus the two reference baselines (:mod:`hieroaction.demo.baselines`).
 
+Step and clip counts are fixed (:class:`~hieroaction.demo.config.WorkConfig`, scaled by
+``--budget-minutes``), so a seed's numbers do not depend on the machine's load.
 ``DIR/report.html`` and ``DIR/metrics.json`` are rewritten after every seed.
 """
 
@@ -24,7 +30,6 @@ import dataclasses
 import json
 import os
 import shutil
-import statistics
 import sys
 import time
 from dataclasses import dataclass, field
@@ -32,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from hieroaction.config import config_from_dict, config_to_dict, read_recipe
-from hieroaction.data.records import Record, write_jsonl
+from hieroaction.data.records import Record, read_jsonl, write_jsonl
 from hieroaction.demo.baselines import score_baselines
 from hieroaction.demo.budget import Clock, Progress, format_metrics, format_seconds
 from hieroaction.demo.config import DemoConfig, find_recipe, resolve_recipe_path
@@ -43,6 +48,7 @@ MARKER = "demo.json"  # marks a folder as a demo output (and says whether the ru
 REPORT = "report.html"
 METRICS = "metrics.json"
 TEST_SPLIT = "test"
+PARTIAL_RECORDS = "records_partial.jsonl"
 
 
 @dataclass
@@ -53,7 +59,9 @@ class SeedRun:
     folder: str
     data: dict[str, Any] = field(default_factory=dict)
     sft: dict[str, Any] = field(default_factory=dict)
+    sft_all_labels: dict[str, Any] = field(default_factory=dict)
     hpl: dict[str, Any] = field(default_factory=dict)
+    hpl_shuffled: dict[str, Any] = field(default_factory=dict)
     ablation: dict[str, Any] | None = None
     evaluation: dict[str, Any] = field(default_factory=dict)
     models: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -146,14 +154,18 @@ def sft_recipe(path: Path, *, model: Path, output_dir: Path, records: str, seed:
 
 
 def hpl_recipe(path: Path, *, model: Path, output_dir: Path, records: str, seed: int,
-               max_seconds: float | None) -> Any:
-    """The demo's HPL recipe for one seed; the demo prints its own progress, so the trainer's
-    per-step console lines are turned off (``metrics.jsonl`` still gets every step)."""
+               steps: int, validations: int, val_clips: int, shuffle_rewards: bool = False) -> Any:
+    """The demo's HPL recipe for one seed: ``steps`` GRPO steps, validated at the start and
+    ``validations`` times after it (the last at the end) on ``val_clips`` clips. The demo prints
+    its own progress, so the trainer's per-step console lines are turned off (``metrics.jsonl``
+    still gets every step)."""
     from hieroaction.train.hpl import HPLConfig
 
     return load_recipe(HPLConfig, path, {
         "model": str(model), "output_dir": str(output_dir), "data.records": records, "seed": seed,
-        "max_seconds": max_seconds, "logging_steps": 10**9, "resume": False,
+        "max_steps": steps, "max_seconds": None, "logging_steps": 10**9, "resume": False,
+        "eval_steps": max(1, steps // validations) if validations else 0, "eval_samples": val_clips,
+        "shuffle_rewards": shuffle_rewards,
     })
 
 
@@ -162,49 +174,46 @@ def hpl_recipe(path: Path, *, model: Path, output_dir: Path, records: str, seed:
 # ---------------------------------------------------------------------------------------------
 
 
-def run_sft(config: Any, clock: Clock, progress: Progress, budget: Any, share: float) -> dict[str, Any]:
-    """SFT within ``share`` seconds: the recipe's learning-rate schedule runs on the stage's
-    wall clock (:mod:`hieroaction.demo.schedule`), so the run ends annealed when its time is up
-    however fast the machine is. Returns what the report needs."""
-    from hieroaction.demo.schedule import WallClockSchedule
+def run_sft(config: Any, clock: Clock, progress: Progress, work: Any, steps: int) -> dict[str, Any]:
+    """SFT for ``steps`` steps with the recipe's learning-rate schedule; returns what the report
+    needs."""
+    from transformers import TrainerCallback
+
     from hieroaction.train.sft import train_sft
 
     began = clock.now()
 
-    def log_line(step: int, logs: dict[str, Any]) -> None:
-        # Validation points always; training losses at most every progress_seconds.
-        text = format_metrics(logs, {"loss": "loss", "eval_loss": "validation loss", "learning_rate": "lr"})
-        if text:
-            every = 0.0 if "eval_loss" in logs else budget.progress_seconds
-            progress.line(f"step {step}: {text}", every=every)
+    class ProgressLines(TrainerCallback):
+        def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kwargs: Any) -> None:
+            logs = logs or {}
+            text = format_metrics(logs, {"loss": "loss", "eval_loss": "validation loss", "learning_rate": "lr"})
+            if text:  # validation points always; training losses at most every progress_seconds
+                every = 0.0 if "eval_loss" in logs else work.progress_seconds
+                progress.line(f"step {state.global_step}/{steps}: {text}", every=every)
 
-    evaluations = budget.sft_evaluations if config.data.eval_split else 0
-    schedule = WallClockSchedule(
-        stop_at=began + share, shape=config.lr_scheduler, warmup=config.warmup,
-        evaluations=evaluations, on_log=log_line, now=clock.now,
-    )
-    # max_steps only bounds the trainer's loop (no step takes under 10 ms); the clock ends it.
+    evaluations = work.sft_evaluations if config.data.eval_split else 0
     run_config = dataclasses.replace(
-        config, max_steps=max(1, int(share * 100)), lr_scheduler="constant", warmup=0.0,
-        eval_steps=10**9,
+        config, max_steps=steps, eval_steps=max(1, steps // evaluations) if evaluations else None,
     )
+    if not evaluations:
+        run_config = dataclasses.replace(run_config, data=dataclasses.replace(config.data, eval_split=None))
     progress.line(
-        f"{config.lr_scheduler} schedule with {config.warmup:g} warm-up over the stage's time, "
+        f"{steps} steps, {config.lr_scheduler} schedule with {config.warmup:g} warm-up, "
         f"batch {config.batch_size}, peak learning rate {config.learning_rate:g}"
     )
-    result = train_sft(run_config, callbacks=[schedule], progress=False)
-    times = schedule.step_times
+    result = train_sft(run_config, callbacks=[ProgressLines()], progress=False)
+    seconds = clock.now() - began
     return {
         "steps": result.global_step,
-        "stopped_by_deadline": schedule.stopped_by_deadline,
-        "median_step_seconds": statistics.median(times) if times else None,
+        "seconds_per_step": seconds / max(1, result.global_step),
         "batch_size": config.batch_size,
         "examples_seen": result.global_step * config.batch_size * config.gradient_accumulation_steps,
         "train_examples": result.train_examples,
+        "train_labels": config.data.train_labels,
         "train_loss": result.train_loss,
         "learning_rate": config.learning_rate,
-        "lr_schedule": f"{config.lr_scheduler}, warm-up {config.warmup:g}, over {share:.0f} s of wall clock",
-        "seconds": clock.now() - began,
+        "lr_schedule": f"{config.lr_scheduler}, warm-up {config.warmup:g}, over {steps} steps",
+        "seconds": seconds,
         "output_dir": str(result.output_dir),
         "log_history": [
             {k: v for k, v in entry.items() if isinstance(v, (int, float))}
@@ -247,7 +256,7 @@ def _hpl_trainer_class() -> type:
 
 
 def run_hpl(config: Any, clock: Clock, progress: Progress, progress_seconds: float = 0.0) -> dict[str, Any]:
-    """HPL as configured (``max_seconds`` already set); returns its history and models."""
+    """HPL as configured; returns its history and models."""
     began = clock.now()
     trainer = _hpl_trainer_class()(config)
     trainer.progress = progress
@@ -263,7 +272,8 @@ def run_hpl(config: Any, clock: Clock, progress: Progress, progress_seconds: flo
         "final": out["final"],
         "best_metrics": out["best_metrics"],
         "final_eval": out["final_eval"],
-        "max_seconds": config.max_seconds,
+        "max_steps": config.max_steps,
+        "shuffle_rewards": config.shuffle_rewards,
         "group_size": config.group_size,
         "prompts_per_step": config.prompts_per_step,
         "seconds": clock.now() - began,
@@ -291,9 +301,8 @@ def evaluate_models(
     max_new_tokens: int,
     clock: Clock,
     progress: Progress,
-    share: float,
 ) -> tuple[dict[str, dict[str, Any]], dict[str, Any], list[str]]:
-    """Every model and baseline on the same test clips, as many as fit in ``share`` seconds.
+    """Every model and baseline on the same test clips (the first ``evaluation.test_clips``).
 
     Returns (metrics per model, what was evaluated, HTML cards of example assessments of the
     last model).
@@ -324,38 +333,28 @@ def evaluate_models(
     cache_dir = data_config.cache_path
     cache = FrameCache(cache_dir, base_dir=data_config.base_dir)
 
-    # Time one batch of answers with the first model to size the test subset.
     names = list(models)
-    first = Assessor.from_pretrained(models[names[0]], inference)
-    probe = test[: max(1, min(settings.calibration_clips, len(test)))]
-    t0 = clock.now()
-    list(first.assess_records(probe, cache=cache, base_dir=data_config.base_dir))
-    per_clip = (clock.now() - t0) / len(probe)
-    available = began + share - clock.now()
-    # Every model is answered once; loading one costs about as much as a few answers.
-    fit = int(available * 0.9 / (per_clip * len(names)) - 4)
-    limit = settings.max_clips or len(test)
-    n = max(min(settings.min_clips, len(test)), min(limit, len(test), fit))
+    n = len(test) if settings.test_clips is None else min(settings.test_clips, len(test))
     subset = test[:n]
-    progress.line(
-        f"{per_clip:.2f} s per answer (load average {os.getloadavg()[0]:.1f}): "
-        f"{n} of {len(test)} test clips for {len(names)} models"
-    )
+    progress.line(f"{n} of {len(test)} test clips for {len(names)} models")
     eval_dir = folder / "eval"
     subset_file = eval_dir / "test_subset.jsonl"
     write_jsonl(subset, subset_file)
 
     metrics: dict[str, dict[str, Any]] = {}
+    scores: dict[str, list[list[Any]]] = {}
     examples: list[str] = []
     by_id = {r.id: r for r in subset}
     for index, name in enumerate(names):
         progress.line(f"answering {n} test clips with {MODEL_TITLES.get(name, name)}")
-        assessor = first if index == 0 else Assessor.from_pretrained(models[name], inference)
+        assessor = Assessor.from_pretrained(models[name], inference)
         run = evaluate_model(
             models[name], subset_file, eval_dir / name, config=eval_config,
             frames_cache=cache_dir, progress=False, assessor=assessor,
         )
         metrics[name] = _headline(run.evaluation.metrics)
+        # per-clip (id, true, scored prediction): the paired bootstrap of the summary
+        scores[name] = [[i, t, p] for i, t, p, _ in run.evaluation.scores]
         progress.line(f"{name}: " + format_metrics(run.evaluation.metrics, {
             "spearman": "rho", "rl2_x100": "R-l2 x100", "action_accuracy": "action acc",
             "step_sequence_accuracy": "step seq acc", "parse_failure_rate": "parse failures",
@@ -379,7 +378,7 @@ def evaluate_models(
     info = {
         "test_clips": n,
         "test_split_clips": len(test),
-        "seconds_per_answer": per_clip,
+        "scores": scores,
         "max_new_tokens": max_new_tokens,
         "subset_file": str(subset_file),
         "seconds": clock.now() - began,
@@ -402,8 +401,8 @@ class _Stage:
     so the console shows the demo's own progress lines."""
 
     def __init__(self, run: SeedRun, clock: Clock, progress: Progress, name: str, title: str,
-                 detail: str = "", weighted: bool = False) -> None:
-        self.run, self.clock, self.name, self.weighted = run, clock, name, weighted
+                 detail: str = "") -> None:
+        self.run, self.clock, self.name = run, clock, name
         progress.stage(title, detail)
         self._log = Path(run.folder) / "logs" / f"{name}.log"
         self._redirect: contextlib.ExitStack | None = None
@@ -425,22 +424,25 @@ class _Stage:
         seconds = self.clock.now() - self.began
         self.run.timings.append({"stage": self.name, "seconds": round(seconds, 2),
                                  "load_start": self.load, "load_end": _load()})
-        if self.weighted:
-            self.clock.finish(self.name, seconds)
 
 
 def run_seed(seed: int, config: DemoConfig, folder: Path, progress: Progress) -> SeedRun:
-    """The whole recipe for one seed, within ``config.seconds_per_seed``."""
+    """The whole recipe for one seed: a fixed amount of work (``config.work``)."""
+    from hieroaction.data.partial import partial_labels
     from hieroaction.models import build_tiny
     from hieroaction.synth import SynthConfig, generate
     from hieroaction.train.data import load_examples
 
-    clock = Clock(config.seconds_per_seed, config.stage_weights, config.budget.report_seconds)
-    stages = 6 + int(config.ablations)
-    progress.start_seed(clock, f"seed {seed}", stages)
+    clock = Clock()
+    work = config.work
+    sft_steps = work.steps(work.sft_steps, config.budget_minutes)
+    hpl_steps = work.steps(work.hpl_steps, config.budget_minutes)
+    grpo_runs = [("hpl", "hpl", "HPL", False), ("hpl_shuffled", "hpl_shuffled", "HPL, shuffled rewards", True)]
+    if config.ablations:
+        grpo_runs.append(("ablation", "hpl_score_only", "GRPO score-only ablation", False))
+    progress.start_seed(clock, f"seed {seed}", 6 + len(grpo_runs))
     run = SeedRun(seed=seed, folder=str(folder))
     sft_path = find_recipe(config.recipes.sft)
-    hpl_path = find_recipe(config.recipes.hpl)
 
     n_clips = config.data.clips(config.budget_minutes)
     with _Stage(run, clock, progress, "data", "data", f"generating {n_clips} synthetic clips"):
@@ -450,55 +452,70 @@ def run_seed(seed: int, config: DemoConfig, folder: Path, progress: Progress) ->
                         test_fraction=config.data.test_fraction),
             progress=False,
         )
+        full_records = summary.records_path
+        records = read_jsonl(full_records)
+        reduced, labels = partial_labels(records, config.data.full_labels,
+                                         action_fraction=config.data.action_labels, seed=seed)
+        partial_records = str(folder / "data" / PARTIAL_RECORDS)
+        write_jsonl(reduced, partial_records)
+        progress.line(f"{summary.n} clips in {summary.seconds:.0f} s; {labels.line()}")
         sft_config = sft_recipe(sft_path, model=folder / "model", output_dir=folder / "sft",
-                                records=summary.records_path, seed=seed)
-        progress.line(f"{summary.n} clips in {summary.seconds:.0f} s; decoding their frames into the cache")
+                                records=partial_records, seed=seed)
+        sft_config.data.train_labels = "full"
         splits = [sft_config.data.train_split, sft_config.data.eval_split or "val", TEST_SPLIT]
-        loaded = load_examples(sft_config.data, splits, targets=False, progress=False, limits={})
+        progress.line("decoding their frames into the cache")
+        loaded = load_examples(dataclasses.replace(sft_config.data, records=full_records, train_labels="any"),
+                               splits, targets=False, progress=False, limits={})
         run.data = {
             "clips": summary.n, "splits": summary.splits, "reference_rho": summary.reference_rho,
-            "generate_seconds": summary.seconds, "records": summary.records_path,
+            "generate_seconds": summary.seconds, "records": full_records,
+            "records_partial": partial_records, "labels": dataclasses.asdict(labels),
             "frames": sft_config.data.frames.to_dict(),
         }
 
     with _Stage(run, clock, progress, "model", "model", f"building the {config.model_size} {config.family} model"):
         build_tiny(config.family, folder / "model", size=config.model_size, seed=seed)
 
-    share = clock.share("sft")
-    with _Stage(run, clock, progress, "sft", "SFT cold start", f"{format_seconds(share)} for SFT", weighted=True):
-        run.sft = run_sft(sft_config, clock, progress, config.budget, share)
+    with _Stage(run, clock, progress, "sft", "SFT (labelled part)",
+                f"{sft_steps} steps on the {labels.full} fully labelled training clips"):
+        run.sft = run_sft(sft_config, clock, progress, work, sft_steps)
+
+    all_labels = sft_recipe(sft_path, model=folder / "model", output_dir=folder / "sft_all_labels",
+                            records=full_records, seed=seed)
+    with _Stage(run, clock, progress, "sft_all_labels", "SFT (every clip labelled)",
+                f"{sft_steps} steps on all {labels.train} training clips, fully labelled"):
+        run.sft_all_labels = run_sft(all_labels, clock, progress, work, sft_steps)
 
     max_new_tokens = 0
-    for stage, recipe, out_name, title in (
-        ("hpl", hpl_path, "hpl", "HPL"),
-        *([("ablation", find_recipe(config.recipes.ablation), "hpl_score_only",
-            "GRPO score-only ablation")] if config.ablations else []),
-    ):
-        share = clock.share(stage)
-        with _Stage(run, clock, progress, stage, title, f"{format_seconds(share)} from the SFT checkpoint",
-                    weighted=True):
+    for stage, out_name, title, shuffled in grpo_runs:
+        recipe = find_recipe(config.recipes.ablation if stage == "ablation" else config.recipes.hpl)
+        with _Stage(run, clock, progress, stage, title,
+                    f"{hpl_steps} GRPO steps from the SFT checkpoint on all {labels.train} training clips"):
             hpl_config = hpl_recipe(
-                recipe, model=folder / "sft", output_dir=folder / out_name,
-                records=summary.records_path, seed=seed,
-                max_seconds=max(1.0, share * config.budget.hpl_loop_fraction),
+                recipe, model=folder / "sft", output_dir=folder / out_name, records=partial_records,
+                seed=seed, steps=hpl_steps, validations=work.hpl_validations, val_clips=work.val_clips,
+                shuffle_rewards=shuffled,
             )
             max_new_tokens = max_new_tokens or hpl_config.max_completion_length
-            outcome = run_hpl(hpl_config, clock, progress, config.budget.progress_seconds)
+            outcome = run_hpl(hpl_config, clock, progress, work.progress_seconds)
             if stage == "hpl":
                 run.hpl = outcome
+            elif stage == "hpl_shuffled":
+                run.hpl_shuffled = outcome
             else:
                 run.ablation = outcome
 
-    models = {"sft": folder / "sft", "hpl": Path(run.hpl["best"])}
+    models = {"sft": folder / "sft", "sft_all_labels": folder / "sft_all_labels",
+              "hpl_shuffled": Path(run.hpl_shuffled["best"])}
     if run.ablation is not None:
-        models = {"sft": models["sft"], "grpo_score_only": Path(run.ablation["best"]), "hpl": models["hpl"]}
-    share = clock.share("evaluation")
+        models["grpo_score_only"] = Path(run.ablation["best"])
+    models["hpl"] = Path(run.hpl["best"])  # last: its answers give the report's examples
     with _Stage(run, clock, progress, "evaluation", "evaluation",
-                f"{format_seconds(share)} for {len(models)} models and 2 baselines", weighted=True):
+                f"{len(models)} models and 2 baselines on the same test clips"):
         run.models, run.evaluation, run.examples_html = evaluate_models(
             models, loaded[TEST_SPLIT].records, loaded[sft_config.data.train_split].records,
             sft_config.data, folder, config, config.evaluation.max_new_tokens or max_new_tokens,
-            clock, progress, share,
+            clock, progress,
         )
     run.seconds = clock.elapsed()
     return run
@@ -538,8 +555,9 @@ def run_demo(config: DemoConfig, progress: Progress | None = None) -> DemoResult
     }
     seeds = [config.first_seed + i for i in range(config.seeds)]
     progress.note(
-        f"{len(seeds)} seed(s) x {format_seconds(config.seconds_per_seed)}"
-        f"{' (with the ablation)' if config.ablations else ''}; output in {out}"
+        f"{len(seeds)} seed(s), each {config.work.steps(config.work.sft_steps, config.budget_minutes)} steps x 2 "
+        f"SFT runs and {config.work.steps(config.work.hpl_steps, config.budget_minutes)} steps x "
+        f"{2 + int(config.ablations)} GRPO runs; output in {out}"
     )
     runs: list[SeedRun] = []
     result: DemoResult | None = None

@@ -185,9 +185,9 @@ def check_inputs(config: HPLConfig) -> tuple[LoadedData, HierarchicalReward]:
 
     Also fills the frame cache, so no training step decodes video.
     """
-    resolve_checkpoint(config.model)
     if config.rollout_backend == "vllm" and (reason := vllm_unavailable_reason()):
         raise ConfigError(reason)
+    resolve_checkpoint(config.model)
     reward = HierarchicalReward(config.rewards)
     if not config.data.records:
         raise ConfigError("config key 'data.records' is required (a unified-records JSONL file)")
