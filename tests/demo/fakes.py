@@ -32,7 +32,10 @@ def seed_run(seed: int, sft_rho: float, hpl_rho: float, sft_rl2: float, hpl_rl2:
     run.hpl = {"steps": 6, "prompts_per_step": 2, "group_size": 4, "best_metrics": {"step": 4},
                "history": [{"step": s, "reward/total": 2 + 0.1 * s, "reward/format": 0.9,
                             "reward/score": 0.3 + 0.05 * s, "kl": 0.001 * s,
-                            "completion_length": 150.0} for s in range(1, 7)]
+                            "completion_length": 150.0, "zero_spread_fraction": 0.5,
+                            "policy/ratio_mean": 1.0, "policy/clipped_fraction": 0.0,
+                            "reward_variance_share/score": 0.7, "reward_variance_share/format": 0.3}
+                           for s in range(1, 7)]
                + [{"step": 4, "val/reward": 2.5}]}
     run.evaluation = {"test_clips": 40, "test_split_clips": 40}
     run.models = {

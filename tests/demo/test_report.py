@@ -47,7 +47,8 @@ def test_outputs_hold_every_model_curve_and_target(tmp_path):
     for text in ("SFT cold start", "HPL (SFT + GRPO", "baseline: mean training score",
                  "baseline: difficulty oracle", "Over seeds", "Seed 0", "Seed 1",
                  "SFT: loss per step", "reward components", "KL", "completion length",
-                 "undefined (constant: read as 0)", "hieroaction demo --seeds 2", "Targets"):
+                 "undefined (constant: read as 0)", "hieroaction demo --seeds 2", "Targets",
+                 "share of the within-group reward variance", "zero spread, ratio and clipping"):
         assert text in html, text
     # self-contained: no scripts, nothing loaded from elsewhere
     assert "<script" not in html and "src=\"http" not in html and "href=\"http" not in html

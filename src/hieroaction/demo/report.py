@@ -180,6 +180,20 @@ def hpl_curves(hpl: Mapping[str, Any], label: str = "HPL") -> list[str]:
                                  title=f"{label}: KL", y_label="KL"))
     charts.append(line_chart_svg([("completion length", *_column(history, "completion_length"))],
                                  title=f"{label}: completion length", y_label="tokens"))
+    # where the learning signal comes from: each reward's share of the within-group variance of
+    # the total, the groups without spread (no signal), and how far the update moved the policy
+    keys = sorted({k for row in history for k in row if k.startswith("reward_variance_share/")})
+    shares = [(k.split("/", 1)[1], *_column(history, k)) for k in keys]
+    shares = [s for s in shares if s[1]]
+    if shares:
+        charts.append(line_chart_svg(shares, title=f"{label}: share of the within-group reward variance",
+                                     y_label="share"))
+    signal = [(name, *_column(history, key)) for key, name in (
+        ("zero_spread_fraction", "groups without spread"), ("policy/clipped_fraction", "clipped tokens"),
+        ("policy/ratio_mean", "ratio mean"))]
+    signal = [s for s in signal if s[1]]
+    if signal:
+        charts.append(line_chart_svg(signal, title=f"{label}: zero spread, ratio and clipping", y_label="value"))
     return charts
 
 
