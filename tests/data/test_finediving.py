@@ -13,7 +13,7 @@ from hieroaction.domains.diving import parse_dive_number
 from hieroaction.errors import DataError, UnsafePickleError
 from tests.data.diving_fixtures import STYLES, write_finediving, write_finediving_bulk
 
-FRAMES = Path("/data/FineDiving/FINADiving_MTL_256s")
+FRAMES = Path("/data/FineDiving/FINADiving_MTL_256s")  # not on this machine: no clip has frames there
 
 # case -> (problem kind, words its detail must contain); every other case has no problem
 EXPECTED_PROBLEMS = {
@@ -36,10 +36,18 @@ def _by_id(result):
     return {r.id: r for r in result.records}
 
 
+def frame_folders(root: Path, keys) -> Path:
+    """``root/<video_name>/<instance>/`` for ``keys``: the clips whose frames are present."""
+    for video_name, instance in keys:
+        (root / video_name / str(instance)).mkdir(parents=True)
+    return root
+
+
 @pytest.fixture(scope="module", params=STYLES)
 def written(request, tmp_path_factory):
     fx = write_finediving(tmp_path_factory.mktemp(request.param), style=request.param)
-    return fx, load(fx.root, FRAMES)
+    # frames for every other clip, as a copy holding the frames of some dives only
+    return fx, load(fx.root, frame_folders(fx.root / "frames", sorted(fx.coarse)[::2]))
 
 
 def test_every_record_field_by_field(written):
@@ -55,7 +63,8 @@ def test_every_record_field_by_field(written):
         assert rec.dataset == "finediving"
         assert rec.split == fx.split_of(key)
         assert rec.video.path is None
-        assert rec.video.frames_dir == str(FRAMES / video_name / str(instance))
+        folder = fx.root / "frames" / video_name / str(instance)
+        assert rec.video.frames_dir == (str(folder) if folder.is_dir() else None)
         assert rec.video.frame_template == "{:05d}.jpg"
         assert (rec.video.start_frame, rec.video.end_frame) == (ann["start_frame"], ann["end_frame"])
         assert rec.video.fps is None
@@ -218,12 +227,58 @@ def test_an_unreadable_fine_grained_entry_leaves_the_record_without_steps(tmp_pa
 
 def test_three_thousand_records_load_in_seconds(tmp_path):
     write_finediving_bulk(tmp_path, 3000)
+    # the frames of 24 dives are there, as in a partial copy of the frames
+    present = [(f"FINADivingWorldCup2021_bulk_{i // 25:03d}", i % 25) for i in range(0, 3000, 125)]
+    frames = frame_folders(tmp_path / "frames", present)
     started = time.perf_counter()
-    result = load(tmp_path, FRAMES)
+    result = load(tmp_path, frames)
     elapsed = time.perf_counter() - started
     assert len(result.records) == 3000 and result.problems == []
+    with_frames = {r.id for r in result.records if r.video.frames_dir is not None}
+    assert with_frames == {record_id(*key) for key in present}
     assert sum(len(r.steps) for r in result.records) >= 3 * 3000
     assert elapsed < 10.0, f"loading 3000 records took {elapsed:.1f} s"
     # the template with trailing Background frames gives no Background step
     assert not any(s.label == "Background" for r in result.records for s in r.steps)
     assert np.mean([r.split == "train" for r in result.records]) == pytest.approx(2 / 3, abs=0.01)
+
+
+def test_convert_sets_only_present_frames_absolute_and_says_how_many_lack_them(tmp_path, monkeypatch, capsys):
+    """``data convert finediving --frames DIR``, run from one folder with relative paths: the
+    clips whose frames are under DIR get their absolute folder, the others null, the command
+    says how many have none, and a clip reads from any other folder."""
+    from hieroaction.cli import main
+    from hieroaction.video import FrameConfig, read_clip
+    from tests.video.media import make_frames
+
+    fx = write_finediving(tmp_path / "FineDiving")
+    key = fx.cases["three_judges"]
+    start, end = fx.coarse[key]["start_frame"], fx.coarse[key]["end_frame"]
+    make_frames(tmp_path / "FineDiving" / "frames" / key[0] / str(key[1]), range(start, end + 1))
+    monkeypatch.chdir(tmp_path)
+    status = main(["data", "convert", "finediving", "--annotations", "FineDiving", "--frames", "FineDiving/frames",
+                   "--out", "out/records.jsonl"], groups=("data",))
+    out = capsys.readouterr().out
+    assert status == 0
+    assert "16 of 17 clips have no video or frame folder under FineDiving/frames" in out
+    records = {r.id: r for r in read_jsonl(tmp_path / "out" / "records.jsonl")}
+    with_frames = {rid: r.video.frames_dir for rid, r in records.items() if r.video.frames_dir}
+    assert with_frames == {record_id(*key): str(tmp_path / "FineDiving" / "frames" / key[0] / str(key[1]))}
+    # another working folder: the stored path still finds the frames (readers resolve relative
+    # paths against the records file's folder; these are absolute)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    clip = read_clip(records[record_id(*key)], FrameConfig(num_frames=4), base_dir=tmp_path / "out")
+    assert clip.frames.shape[0] == 4 and clip.indices[0] == start and clip.indices[-1] == end
+
+
+def test_convert_without_frames_says_every_clip_lacks_them(tmp_path, capsys):
+    from hieroaction.cli import main
+
+    write_finediving(tmp_path / "ann")
+    status = main(["data", "convert", "finediving", "--annotations", str(tmp_path / "ann"),
+                   "--out", str(tmp_path / "records.jsonl")], groups=("data",))
+    assert status == 0
+    assert "17 of 17 clips have no video or frame folder; their video.path and video.frames_dir stay null" in (
+        capsys.readouterr().out)

@@ -1,5 +1,7 @@
 """Fis-V adapter on fixtures in the format of the released fs_dataset.csv and split lists."""
 
+from pathlib import Path
+
 import pytest
 
 from hieroaction.data.adapters import get_adapter
@@ -52,3 +54,13 @@ def test_without_split_files_and_without_scores(tmp_path):
     (root / "fs_dataset.csv").unlink()
     with pytest.raises(DataError, match="fs_dataset.csv"):
         load(root)
+
+
+def test_clip_paths_are_absolute_whatever_the_working_folder(tmp_path, monkeypatch):
+    """A relative --annotations / --frames still gives absolute clip paths, so the records file
+    works from any folder (docs/data-formats.md)."""
+    write_fisv(tmp_path / "fisv")
+    monkeypatch.chdir(tmp_path)
+    records = {r.id: r for r in load(Path("fisv"), Path("fisv")).records}
+    assert records["fis-v/1"].video.path == str(tmp_path / "fisv" / "videos" / "1.mp4")
+    assert records["fis-v/2"].video.path is None and records["fis-v/2"].video.frames_dir is None

@@ -32,6 +32,9 @@ def _convert(args: argparse.Namespace) -> int:
     summary = convert_dataset(args.dataset, args.annotations, args.out, args.frames)
     splits = ", ".join(f"{k} {v}" for k, v in summary.splits.items())
     print(f"wrote {summary.written} records to {summary.out} ({splits})")
+    no_video = summary.no_video_line(args.frames)
+    if no_video:
+        print(no_video)
     if summary.warnings:
         print(f"{len(summary.warnings)} converted records have noisy labels "
               "(run `hieroaction data validate` for the list)")
@@ -128,7 +131,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("dataset", help=f"dataset name ({names})")
     p.add_argument("--annotations", required=True, type=Path)
-    p.add_argument("--frames", type=Path, default=None, help="root folder of the frames or videos")
+    p.add_argument("--frames", type=Path, default=None,
+                   help="root folder of the frames or videos; clips found there are written with "
+                        "absolute paths, the others with video.path and video.frames_dir null")
     p.add_argument("--out", required=True, type=Path, help="the JSONL file to write")
     p.set_defaults(handler=_convert)
 

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from hieroaction.data.adapters.base import Adapter, LoadResult, Problem, dataset_description, find_file
+from hieroaction.data.adapters.generic import existing_folder
 from hieroaction.data.records import Action, Record, Score, Step, VideoRef
 from hieroaction.data.safe_pickle import (
     entry_error,
@@ -363,7 +364,8 @@ def _record(
         if issues:
             problems.append(Problem(rid, "steps", "; ".join(issues)))
 
-    frames_dir = str(Path(frames_root) / video_name / str(instance)) if frames_root else None
+    # Only clips whose frame folder is there get one (FineDiving ships frames for some dives).
+    frames_dir = existing_folder(Path(frames_root) / video_name / str(instance)) if frames_root else None
     record = Record(
         id=rid,
         dataset=DATASET,

@@ -51,16 +51,29 @@ def locate_clip(root: Path | None, candidates: Iterable[str]) -> tuple[str | Non
     ``candidates`` are paths relative to ``root``; a file is a video, a folder a frame folder.
     Returns ``(None, None)`` when ``root`` is ``None`` or nothing exists. Only the candidates
     are probed (no recursive search), so this stays fast on frame trees of millions of files.
+    The path returned is absolute (:func:`absolute_path`).
     """
     if root is None:
         return None, None
     for candidate in candidates:
         path = Path(root) / candidate
         if path.is_file():
-            return str(path), None
+            return absolute_path(path), None
         if path.is_dir():
-            return None, str(path)
+            return None, absolute_path(path)
     return None, None
+
+
+def existing_folder(path: Path) -> str | None:
+    """``path`` as an absolute path when it is a folder, else ``None`` (a clip whose frames are
+    not there gets no ``frames_dir``)."""
+    return absolute_path(path) if path.is_dir() else None
+
+
+def absolute_path(path: str | Path) -> str:
+    """``path`` absolute and normalised, as converted records store it: a records file then
+    works whichever folder a command runs from, and wherever the file is written."""
+    return os.path.abspath(Path(path).expanduser())
 
 
 def stable_order(keys: Iterable[str], salt: str) -> list[str]:
@@ -130,7 +143,7 @@ def _resolve(path: str | None, base: Path) -> str | None:
     # Relative paths in a user's file mean "next to this file", not "next to the shell".
     if path is None or path == "" or os.path.isabs(path):
         return path or None
-    return os.path.normpath(str(base.absolute() / path))
+    return absolute_path(base / path)
 
 
 def _with_resolved_paths(record: Record, base: Path) -> Record:

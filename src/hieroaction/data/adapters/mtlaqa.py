@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from hieroaction.data.adapters.base import Adapter, LoadResult, Problem, dataset_description, find_file
+from hieroaction.data.adapters.generic import existing_folder
 from hieroaction.data.records import Action, Record, Score, VideoRef
 from hieroaction.data.safe_pickle import (
     entry_error,
@@ -168,7 +169,7 @@ def _record(
     facts = dataset_facts()
     frames_dir = None
     if frames_root is not None:
-        frames_dir = str(Path(frames_root) / facts["video_dir_template"].format(key[0]))
+        frames_dir = existing_folder(Path(frames_root) / facts["video_dir_template"].format(key[0]))
     record = Record(
         id=rid,
         dataset=DATASET,
