@@ -155,7 +155,7 @@ class HPLConfig:
 
 
 @dataclass
-class Example:
+class PromptInputs:
     """One training prompt: its record, model inputs (built once) and reward columns."""
 
     record: Record
@@ -168,7 +168,7 @@ class Example:
 class Rollout:
     """G sampled completions of one prompt."""
 
-    example: Example
+    example: PromptInputs
     completion_ids: torch.Tensor  # (G, T)
     completion_mask: torch.Tensor  # (G, T) 1 up to and including the end-of-turn token
     # (G, T) at sampling time: of the distribution generate sampled from (its processed scores),
@@ -250,7 +250,7 @@ class HPLTrainer:
         self._vllm_step: int | None = None  # the step whose weights the engine holds
         if config.rollout_backend == "vllm":
             self._start_vllm()
-        self.examples: dict[str, Example] = {}
+        self.examples: dict[str, PromptInputs] = {}
         self.step = 0
         self.consumed = 0  # prompts consumed by all processes together
         self.history: list[dict[str, Any]] = []
@@ -324,7 +324,7 @@ class HPLTrainer:
         """The model without its distributed wrapper (for generate and saving)."""
         return self.accelerator.unwrap_model(self.model)
 
-    def example(self, split: ExampleSet, index: int) -> Example:
+    def example(self, split: ExampleSet, index: int) -> PromptInputs:
         """Model inputs of a prompt, built once from the cached frames and kept."""
         record = split.records[index]
         if record.id not in self.examples:
@@ -340,7 +340,7 @@ class HPLTrainer:
                 # a domain without a published range: the training split's own
                 score_range = _split_range(self.train_records)
                 columns["score_range"] = list(score_range) if score_range else None
-            self.examples[record.id] = Example(record, inputs, columns, request)
+            self.examples[record.id] = PromptInputs(record, inputs, columns, request)
         return self.examples[record.id]
 
     # ----- data order -------------------------------------------------------------------------
@@ -378,7 +378,7 @@ class HPLTrainer:
         return out
 
     @torch.no_grad()
-    def rollout(self, example: Example, n: int | None = None, greedy: bool = False) -> Rollout:
+    def rollout(self, example: PromptInputs, n: int | None = None, greedy: bool = False) -> Rollout:
         """Sample ``n`` (default G) completions and their sampling-time log-probabilities.
 
         The prompt goes in once with ``num_return_sequences=n``: generate encodes the video once
@@ -418,7 +418,7 @@ class HPLTrainer:
         texts = self.processor.batch_decode(completion * mask + self.pad_id * (1 - mask))
         return Rollout(example, completion, mask, logprobs, texts)
 
-    def _vllm_rollout(self, example: Example, n: int) -> Rollout:
+    def _vllm_rollout(self, example: PromptInputs, n: int) -> Rollout:
         """``n`` completions sampled by the colocated vLLM engine.
 
         The engine gets the policy's weights once per step. The "old" log-probabilities are then
@@ -442,7 +442,7 @@ class HPLTrainer:
         return Rollout(example, ids, mask, old, texts, sampler_logprobs=sampler, token_weights=weights)
 
     @torch.no_grad()
-    def old_logprobs(self, example: Example, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def old_logprobs(self, example: PromptInputs, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """The old policy's log-probabilities of ``ids``: a no-grad pass of the policy (eval mode,
         in chunks of ``forward_batch_size`` as the loss pass), 0 on padding."""
         policy = self.policy
@@ -458,7 +458,7 @@ class HPLTrainer:
             policy.train(was_training)
         return old * mask
 
-    def _encode_video_once(self, model: Any, example: Example, n: int) -> dict[str, Any] | None:
+    def _encode_video_once(self, model: Any, example: PromptInputs, n: int) -> dict[str, Any] | None:
         """The clip through the vision tower once, its output shared by ``n`` rows (gradient
         flows back through every row), as ``mm_encoder_outputs``; None where that cannot be done.
 
@@ -480,7 +480,7 @@ class HPLTrainer:
         return {"video": encoded}
 
     def sequence_logprobs(
-        self, model: Any, example: Example, completion_ids: torch.Tensor, completion_mask: torch.Tensor
+        self, model: Any, example: PromptInputs, completion_ids: torch.Tensor, completion_mask: torch.Tensor
     ) -> torch.Tensor:
         """Log-probabilities of ``completion_ids`` in a training forward pass with the video.
 
@@ -494,7 +494,7 @@ class HPLTrainer:
             return self._sequence_logprobs(model, example, completion_ids, completion_mask)
 
     def _sequence_logprobs(
-        self, model: Any, example: Example, completion_ids: torch.Tensor, completion_mask: torch.Tensor
+        self, model: Any, example: PromptInputs, completion_ids: torch.Tensor, completion_mask: torch.Tensor
     ) -> torch.Tensor:
         n, length = completion_ids.shape
         encoded = self._encode_video_once(model, example, n)
