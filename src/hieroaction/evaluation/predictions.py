@@ -33,7 +33,7 @@ from pydantic import ValidationError
 
 from hieroaction.data.records import Record
 from hieroaction.errors import DataError
-from hieroaction.rewards.base import reward_columns
+from hieroaction.sar.targets import truth_columns
 from hieroaction.sar import Assessment
 
 ClassBy = Literal["action", "domain", "dataset"]
@@ -267,7 +267,7 @@ def truth_from_record(
     Steps need a frame rate: the record's, else ``default_fps``; without either the record's
     steps are not scored.
     """
-    columns = reward_columns(record, default_fps=default_fps)
+    columns = truth_columns(record, default_fps=default_fps)
     steps = [Span(s["label"], s["start"], s["end"]) for s in columns["steps"]]
     group = {"action": record.action.label, "domain": record.domain, "dataset": record.dataset}[class_by]
     return TruthRow(

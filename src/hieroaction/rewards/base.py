@@ -14,10 +14,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from hieroaction.data.records import Record
-from hieroaction.domains import get_domain
 from hieroaction.sar.parse import ParseResult, parse_sar
-from hieroaction.sar.targets import frames_to_seconds, record_fps
+from hieroaction.sar.targets import truth_columns as reward_columns  # noqa: F401 - the rewards' name for it
 
 # The dataset columns the rewards read, as built by reward_columns().
 COLUMNS = ("domain", "action", "steps", "score", "components", "score_range")
@@ -88,25 +86,3 @@ def truths(n: int, columns: dict[str, Any]) -> list[Truth]:
     return out
 
 
-def reward_columns(
-    record: Record, default_fps: float | None = None, score_range: tuple[float, float] | None = None
-) -> dict[str, Any]:
-    """The reward columns of one record (steps in seconds, as the model is asked to write).
-
-    ``score_range`` overrides the record's and the domain's range (e.g. the training split's).
-    """
-    fps = record_fps(record, default_fps)
-    steps = []
-    if fps is not None:
-        for step in record.steps:
-            start, end = frames_to_seconds(step.start_frame, step.end_frame, fps)
-            steps.append({"label": step.label, "start": start, "end": end, "score": step.score})
-    rng = score_range or record.score.range or get_domain(record.domain).score_range
-    return {
-        "domain": record.domain,
-        "action": record.action.label,
-        "steps": steps,
-        "score": record.score.final,
-        "components": dict(record.score.components),
-        "score_range": None if rng is None else [float(rng[0]), float(rng[1])],
-    }

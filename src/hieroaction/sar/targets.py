@@ -70,6 +70,31 @@ def record_fps(record: Record, default_fps: float | None = None) -> float | None
     return record.video.fps if record.video.fps is not None else default_fps
 
 
+def truth_columns(
+    record: Record, default_fps: float | None = None, score_range: tuple[float, float] | None = None
+) -> dict[str, Any]:
+    """The truth of one record as the model is asked to write it (steps in seconds): the columns
+    the rewards read (``hieroaction.rewards.reward_columns``) and evaluation scores against.
+
+    ``score_range`` overrides the record's and the domain's range (e.g. the training split's).
+    """
+    fps = record_fps(record, default_fps)
+    steps = []
+    if fps is not None:
+        for step in record.steps:
+            start, end = frames_to_seconds(step.start_frame, step.end_frame, fps)
+            steps.append({"label": step.label, "start": start, "end": end, "score": step.score})
+    rng = score_range or record.score.range or get_domain(record.domain).score_range
+    return {
+        "domain": record.domain,
+        "action": record.action.label,
+        "steps": steps,
+        "score": record.score.final,
+        "components": dict(record.score.components),
+        "score_range": None if rng is None else [float(rng[0]), float(rng[1])],
+    }
+
+
 # --- phrasing pools -------------------------------------------------------------------------
 
 
@@ -327,5 +352,6 @@ __all__ = [
     "frames_to_seconds",
     "load_phrases",
     "record_fps",
+    "truth_columns",
     "target_assessment",
 ]
