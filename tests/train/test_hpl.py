@@ -197,9 +197,9 @@ def test_two_processes_on_cpu_end_with_identical_parameters(setup, tmp_path):
 def test_a_time_budget_stops_after_a_whole_step_and_saves(setup, tmp_path):
     out = tmp_path / "timed"
     result = HPLTrainer(_config(setup, out, "max_steps=50", "max_seconds=1.5", "data.eval_split=none")).train()
-    assert 1 <= result["steps"] < 50
+    assert 1 <= result.global_step < 50
     assert (out / "final" / "config.json").is_file()
-    assert ckpt_steps(out) == [result["steps"]]
+    assert ckpt_steps(out) == [result.global_step]
     # the saved model says how it is prompted, answer length included (hieroaction assess/serve)
     from hieroaction.inference.saved import read_settings
 
@@ -234,7 +234,7 @@ def test_the_starting_model_is_validated_and_can_stay_best(setup, tmp_path):
         assert key in start and key in step
     assert start["val/clips"] == 2
     # best/ holds whichever validated higher on the selection metric, the start included
-    assert result["best_metrics"]["step"] == (0 if start["val/reward"] >= step["val/reward"] else 1)
+    assert result.best_metrics["step"] == (0 if start["val/reward"] >= step["val/reward"] else 1)
     lines = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [row["step"] for row in lines] == [0, 1]
 

@@ -40,5 +40,5 @@ def test_recipe_runs_a_step_with_the_tiny_model(recipe, small_world, tmp_path):
         "gradient_checkpointing=false",
     ])
     result = HPLTrainer(config).train()
-    assert result["steps"] == 1
+    assert result.global_step == 1
     assert (tmp_path / "run" / "final" / "config.json").is_file()

@@ -67,7 +67,7 @@ def _hpl(args: argparse.Namespace) -> int:
         print(f"config OK: model {config.model}, examples: {sizes}, rewards {sorted(reward.weights)}")
         return 0
     result = train_hpl(config)
-    print(f"trained {result['steps']} steps; final model in {result['final']}, best in {result['best']}")
+    print(f"trained {result.global_step} steps; final model in {result.output_dir}, best in {result.best_dir}")
     return 0
 
 

@@ -267,11 +267,11 @@ def run_hpl(config: Any, clock: Clock, progress: Progress, progress_seconds: flo
         for row in trainer.history
     ]
     return {
-        "steps": out["steps"],
-        "best": out["best"],
-        "final": out["final"],
-        "best_metrics": out["best_metrics"],
-        "final_eval": out["final_eval"],
+        "steps": out.global_step,
+        "best": str(out.best_dir),
+        "final": str(out.output_dir),
+        "best_metrics": out.best_metrics,
+        "final_eval": out.final_eval,
         "max_steps": config.max_steps,
         "shuffle_rewards": config.shuffle_rewards,
         "group_size": config.group_size,

@@ -56,6 +56,7 @@ from hieroaction.train.objective import (
 )
 from hieroaction.train.objective import completion_mask as _completion_mask  # the name is a parameter below
 from hieroaction.train.data import DataConfig, ExampleSet, LoadedData, load_examples
+from hieroaction.train.result import HPLResult
 from hieroaction.train.selection import SelectionConfig, is_better
 from hieroaction.models.loading import (
     LoraSettings,
@@ -838,7 +839,7 @@ class HPLTrainer:
 
     # ----- the loop ---------------------------------------------------------------------------
 
-    def train(self) -> dict[str, Any]:
+    def train(self) -> HPLResult:
         """Run to ``max_steps``; returns the final metrics and where the models are."""
         from torch.utils.tensorboard import SummaryWriter
 
@@ -896,14 +897,18 @@ class HPLTrainer:
             if writer is not None:
                 writer.close()
         acc.wait_for_everyone()
-        return {
-            "steps": self.step,
-            "final": str(self.output_dir / "final"),
-            "best": str(self.output_dir / "best"),
-            "best_metrics": self.best,
-            "last_metrics": self.history[-1] if self.history else {},
-            "final_eval": final_eval,
-        }
+        return HPLResult(
+            output_dir=self.output_dir / "final",
+            global_step=self.step,
+            resumed_from=latest,
+            log_history=list(self.history),
+            train_examples=len(self.train_records),
+            eval_examples=len(self.val_records),
+            best_dir=self.output_dir / "best",
+            best_metrics=self.best,
+            last_metrics=self.history[-1] if self.history else {},
+            final_eval=final_eval,
+        )
 
     def _out_of_time(self, started: float) -> bool:
         """Whether the wall-clock budget is spent; every process takes the same decision."""
@@ -1013,6 +1018,6 @@ def _log(main: bool, text: str) -> None:
         print(f"[hpl] {text}", flush=True)
 
 
-def train_hpl(config: HPLConfig) -> dict[str, Any]:
+def train_hpl(config: HPLConfig) -> HPLResult:
     """Python entry point of ``hieroaction train hpl``."""
     return HPLTrainer(config).train()

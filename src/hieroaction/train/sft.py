@@ -27,20 +27,18 @@ Outputs in ``output_dir``:
 
 from __future__ import annotations
 
-import json
 import logging
 import math
-import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 
-from hieroaction.config import config_to_dict, load_config, save_config
+from hieroaction.config import load_config, save_config
 from hieroaction.errors import ConfigError
 from hieroaction.inference.saved import write_settings as write_inference_settings
-from hieroaction.io import append_jsonl, read_json_object, read_yaml_mapping, write_atomic
+from hieroaction.io import append_jsonl
 from hieroaction.models.families import ModelFamily
 from hieroaction.models.loading import (
     LoraSettings,
@@ -64,24 +62,23 @@ from hieroaction.train.data import (
     load_examples,
     write_skip_list,
 )
+from hieroaction.train.result import SFTResult
+from hieroaction.train.sft_resume import (
+    DATA_ORDER_FILE,
+    check_resume_matches,
+    checkpoint_step,
+    complete_checkpoints,
+    read_data_order,
+    remove_incomplete_checkpoints,
+    resume_point,
+    truncate_data_order,
+)
 
 logger = logging.getLogger("hieroaction.train")
 
 CONFIG_FILE = "sft_config.yaml"
-DATA_ORDER_FILE = "data_order.jsonl"
 SKIP_LIST_FILE = "skipped_records.jsonl"
 ADAPTER_DIR = "adapter"
-CHECKPOINT_PREFIX = "checkpoint-"  # transformers' PREFIX_CHECKPOINT_DIR
-TRAINER_STATE_FILE = "trainer_state.json"  # written last into a checkpoint: its presence marks it complete
-
-# Settings that may change when a run is resumed; any other change would alter the model, the
-# data or its order, so resuming refuses it.
-RESUMABLE_CHANGES = frozenset({
-    "output_dir", "resume", "max_steps", "num_epochs", "save_steps", "save_total_limit",
-    "logging_steps", "eval_steps", "eval_batch_size", "report_to", "dataloader_num_workers",
-    "log_data_order", "attn_implementation", "gradient_checkpointing", "lora.merge", "data.decode_workers",
-    "data.cache_dir", "data.video_root", "data.max_eval_samples", "data.eval_split",
-})
 
 
 @dataclass
@@ -157,22 +154,6 @@ class SFTPlan:
     data: LoadedData | None = None
 
 
-@dataclass
-class SFTResult:
-    """What :func:`train_sft` did."""
-
-    output_dir: Path  # loads with from_pretrained together with its processor
-    adapter_dir: Path | None  # the LoRA adapter (None for full fine-tuning)
-    global_step: int
-    train_loss: float | None
-    resumed_from: Path | None
-    checkpoints: list[Path]
-    log_history: list[dict[str, Any]]
-    train_examples: int
-    eval_examples: int
-    skipped: int
-
-
 # ---------------------------------------------------------------------------------------------
 # Configuration
 # ---------------------------------------------------------------------------------------------
@@ -182,79 +163,6 @@ def load_sft_config(path: str | Path | None, overrides: Sequence[str] | None = N
     """Read an SFT recipe (YAML, with its ``base`` files) and apply ``--key value`` overrides;
     every key and type is checked (:func:`hieroaction.config.load_config`)."""
     return load_config(SFTConfig, path, list(overrides or []))
-
-
-def complete_checkpoints(output_dir: str | Path) -> list[Path]:
-    """Checkpoint folders whose save finished (trainer state written), by step."""
-    out = []
-    for folder in Path(output_dir).glob(f"{CHECKPOINT_PREFIX}*"):
-        step = _checkpoint_step(folder)
-        if step is not None and _is_complete(folder, step):
-            out.append((step, folder))
-    return [folder for _, folder in sorted(out)]
-
-
-def _checkpoint_step(folder: Path) -> int | None:
-    suffix = folder.name[len(CHECKPOINT_PREFIX):]
-    return int(suffix) if folder.is_dir() and suffix.isdigit() else None
-
-
-def _is_complete(folder: Path, step: int) -> bool:
-    try:
-        state = read_json_object(folder / TRAINER_STATE_FILE)
-    except ConfigError:
-        return False
-    return state.get("global_step") == step
-
-
-def _flatten(data: Any, prefix: str = "") -> dict[str, Any]:
-    if isinstance(data, dict):
-        out: dict[str, Any] = {}
-        for key, value in data.items():
-            out.update(_flatten(value, f"{prefix}{key}."))
-        return out
-    return {prefix[:-1]: data}
-
-
-def _check_resume_matches(config: SFTConfig, saved_file: Path) -> None:
-    try:
-        saved = read_yaml_mapping(saved_file)
-    except ConfigError:
-        return  # nothing reliable to compare with
-    now = _flatten(json.loads(json.dumps(config_to_dict(config))))
-    before = _flatten(saved)
-    for key in sorted(set(now) | set(before)):
-        if key in RESUMABLE_CHANGES or key.startswith("data.frames.decoder"):
-            continue
-        if now.get(key) != before.get(key):
-            raise ConfigError(
-                f"cannot resume: {key} was {before.get(key)!r} in the run being resumed "
-                f"({saved_file}) and is {now.get(key)!r} now; that would change the model or the "
-                "data order, so start a new output_dir instead"
-            )
-
-
-def _resume_point(config: SFTConfig, output_dir: Path) -> Path | None:
-    resume = config.resume
-    if resume is None:
-        leftovers = [p for p in output_dir.iterdir()] if output_dir.is_dir() else []
-        if any(p.name.startswith(CHECKPOINT_PREFIX) or p.name in ("config.json", "adapter_config.json") for p in leftovers):
-            raise ConfigError(
-                f"output_dir {output_dir} holds an earlier run; set resume: auto to continue it "
-                "or choose another output_dir"
-            )
-        return None
-    if resume == "auto":
-        found = complete_checkpoints(output_dir) if output_dir.is_dir() else []
-        return found[-1] if found else None
-    folder = Path(resume).expanduser()
-    step = _checkpoint_step(folder) if folder.exists() else None
-    if step is None or not _is_complete(folder, step):
-        raise ConfigError(
-            f"resume {resume}: not a complete checkpoint folder (expected checkpoint-N with "
-            f"{TRAINER_STATE_FILE}), or 'auto'"
-        )
-    return folder
 
 
 def check_sft_config(config: SFTConfig) -> SFTPlan:
@@ -276,9 +184,9 @@ def check_sft_config(config: SFTConfig) -> SFTPlan:
     output_dir = Path(config.output_dir).expanduser()
     if output_dir.exists() and not output_dir.is_dir():
         raise ConfigError(f"output_dir {output_dir} exists and is not a folder")
-    resume_from = _resume_point(config, output_dir)
+    resume_from = resume_point(config, output_dir)
     if resume_from is not None and (output_dir / CONFIG_FILE).is_file():
-        _check_resume_matches(config, output_dir / CONFIG_FILE)
+        check_resume_matches(config, output_dir / CONFIG_FILE)
     return SFTPlan(
         config=config, model_path=model_path, family=family, output_dir=output_dir,
         resume_from=resume_from, precision=resolve_precision(config.precision),
@@ -418,39 +326,6 @@ def training_arguments(plan: SFTPlan) -> Any:
         raise ConfigError(f"transformers rejects the training settings: {first}") from None
 
 
-def _truncate_data_order(path: Path, last_step: int) -> None:
-    """Drop entries of steps after ``last_step`` (they belonged to steps a crash lost)."""
-    if not path.is_file():
-        return
-    kept = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            if json.loads(line)["step"] <= last_step:
-                kept.append(line + "\n")
-        except (json.JSONDecodeError, KeyError, TypeError):
-            continue
-    write_atomic(path, "".join(kept))
-
-
-def _remove_incomplete_checkpoints(output_dir: Path) -> None:
-    complete = set(complete_checkpoints(output_dir))
-    for folder in output_dir.glob(f"{CHECKPOINT_PREFIX}*"):
-        if _checkpoint_step(folder) is not None and folder not in complete:
-            # A save cut short by a crash: resuming must not mistake it for a checkpoint.
-            logger.warning("removing incomplete checkpoint %s (its save never finished)", folder)
-            shutil.rmtree(folder, ignore_errors=True)
-
-
-def read_data_order(output_dir: str | Path) -> dict[int, list[str]]:
-    """Record ids of every optimizer step of a run (process 0), from ``data_order.jsonl``."""
-    out: dict[int, list[str]] = {}
-    path = Path(output_dir) / DATA_ORDER_FILE
-    for line in path.read_text(encoding="utf-8").splitlines():
-        entry = json.loads(line)
-        out.setdefault(int(entry["step"]), []).extend(entry["ids"])
-    return out
-
-
 def _merge_adapter(plan: SFTPlan, adapter_dir: Path, processor: Any) -> None:
     """Load the base model again, apply the saved adapter, merge it and save a plain model.
 
@@ -496,8 +371,8 @@ def train_sft(
     if args.should_save:
         out.mkdir(parents=True, exist_ok=True)
         if plan.resume_from is not None:
-            _remove_incomplete_checkpoints(out)
-            _truncate_data_order(out / DATA_ORDER_FILE, _checkpoint_step(plan.resume_from) or 0)
+            remove_incomplete_checkpoints(out)
+            truncate_data_order(out / DATA_ORDER_FILE, checkpoint_step(plan.resume_from) or 0)
         elif (out / DATA_ORDER_FILE).is_file():
             (out / DATA_ORDER_FILE).unlink()  # from a run that crashed before its first checkpoint
         save_config(config, out / CONFIG_FILE)
