@@ -35,7 +35,13 @@ from hieroaction.evaluation.predictions import (
     read_truth,
     truth_from_record,
 )
-from hieroaction.evaluation.scoring import Evaluation, ScoringConfig, score_predictions
+from hieroaction.evaluation.scoring import (
+    Evaluation,
+    IntervalRow,
+    ScoringConfig,
+    interval_metrics,
+    score_predictions,
+)
 from hieroaction.inference import AssessResult, Assessor, InferenceConfig
 from hieroaction.io import write_json_atomic, write_jsonl_atomic
 from hieroaction.reports.assessment import ReportConfig
@@ -76,7 +82,30 @@ def prediction_line(result: AssessResult) -> dict[str, Any]:
     }
     if result.error is not None:
         line["error"] = result.error
+    if result.interval is not None:
+        line["interval"] = result.interval.to_dict()
+    if result.agreement is not None:
+        line["samples"] = result.agreement.to_dict()
     return line
+
+
+def _interval_rows(results: list[AssessResult], truths: list[TruthRow]) -> list[IntervalRow]:
+    """The clips with a true score, with their predicted score, interval and spread."""
+    rows = []
+    for result, truth in zip(results, truths):
+        if truth.score is None:
+            continue
+        interval = result.interval
+        rows.append(IntervalRow(
+            id=truth.id,
+            true=float(truth.score),
+            pred=result.assessment.score if result.assessment is not None else None,
+            low=interval.low if interval is not None else None,
+            high=interval.high if interval is not None else None,
+            spread=result.agreement.spread if result.agreement is not None else None,
+            group=truth.group,
+        ))
+    return rows
 
 
 def _prediction_row(result: AssessResult) -> PredictionRow:
@@ -161,6 +190,11 @@ def evaluate_model(
     finally:
         bar.close()
     evaluation = score_predictions([_prediction_row(r) for r in results], truths, config.scoring, problems)
+    calibration = getattr(assessor, "calibration", None)
+    if calibration is not None:
+        # a calibrated model: how often its score intervals hold the true score, and how wide
+        rows = _interval_rows(results, truths)
+        evaluation.metrics.update(interval_metrics(rows, calibration, config.scoring))
     by_id = {r.id: r for r in records}
     results_by_id = {r.record_id: r for r in results}
     truths_by_id = {t.id: t for t in truths}
@@ -176,6 +210,7 @@ def evaluate_model(
         "split": split or "all records",
         "clips": len(records),
         "frames": f"{assessor.frame_config.strategy}, {assessor.frame_config.num_frames} frames",
+        "calibration": calibration.summary() if calibration is not None else None,
     }
     metrics = {**evaluation.metrics, "run": {**info, "config": config_to_dict(config)}}
     files = [

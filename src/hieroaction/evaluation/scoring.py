@@ -23,6 +23,9 @@ decoded, a line without ``"score"``) stays in the evaluation: it is scored as th
 other predictions (the rule of :func:`~hieroaction.evaluation.metrics.score_metrics`), so a
 system gains nothing by abstaining. Undefined metrics (no steps annotated, no action predicted)
 are ``None``.
+
+:func:`interval_metrics` adds, for a calibrated model, the empirical coverage and width of its
+score intervals and their reliability (nominal against empirical coverage).
 """
 
 from __future__ import annotations
@@ -309,3 +312,86 @@ def score_predictions(
             (p.truth.id, t, f, p.pred.score is None) for p, t, f in zip(scored, true, filled)
         ],
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# Score intervals (a calibrated model: hieroaction.inference.calibration)
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class IntervalRow:
+    """One clip's true score, predicted score and interval (``low``/``high`` ``None``: no
+    interval, e.g. no predicted score), the sampled answers' spread and the clip's class."""
+
+    id: str
+    true: float
+    pred: float | None
+    low: float | None
+    high: float | None
+    spread: float | None = None
+    group: str | None = None
+
+
+def interval_metrics(
+    rows: Sequence[IntervalRow], calibration: Any, config: ScoringConfig | None = None,
+    levels: Sequence[float] = (0.5, 0.8, 0.9, 0.95),
+) -> dict[str, Any]:
+    """Empirical coverage and width of the intervals of a calibrated model, and its reliability.
+
+    - ``interval_coverage``: the share of clips whose true score lies inside their interval; a
+      clip without an interval (no predicted score; without a spread, for ``normalised``) is
+      not covered. ``interval_width``: the mean width of the finite intervals. Both with
+      bootstrap intervals, overall and per class (``interval_per_class``).
+    - ``interval_reliability``: at each nominal level of ``levels``, the quantile refitted from
+      the calibration's stored scores (``calibration.scores``) and the share of these clips
+      whose nonconformity score is at most it.
+    """
+    from hieroaction.inference import conformal
+
+    config = config or ScoringConfig()
+    boot = config.bootstrap
+
+    def summary(part: Sequence[IntervalRow]) -> dict[str, Any]:
+        hits = [float(conformal.covered(r.true, r.low, r.high)) for r in part]
+        widths = [
+            r.high - r.low for r in part
+            if r.low is not None and r.high is not None and math.isfinite(r.high - r.low)
+        ]
+        return {
+            "n": len(part),
+            "coverage": _mean(hits) if hits else None,
+            "coverage_ci": _ci(_mean, [hits], boot),
+            "width": _mean(widths) if widths else None,
+            "width_ci": _ci(_mean, [widths], boot),
+            "finite": len(widths),
+        }
+
+    overall = summary(rows)
+    test_scores = [calibration.nonconformity(r.true, r.pred, r.spread) for r in rows]
+    reliability = conformal.reliability(calibration.scores, test_scores, levels)
+    groups: dict[str, list[IntervalRow]] = {}
+    for r in rows:
+        if r.group is not None:
+            groups.setdefault(r.group, []).append(r)
+    per_class = (
+        {c: summary(part) for c, part in sorted(groups.items(), key=lambda kv: (-len(kv[1]), kv[0]))}
+        if len(groups) > 1 else {}
+    )
+    return {
+        "interval_nominal": calibration.coverage,
+        "n_interval": overall["n"],
+        "interval_coverage": overall["coverage"],
+        "interval_coverage_ci": overall["coverage_ci"],
+        "interval_width": overall["width"],
+        "interval_width_ci": overall["width_ci"],
+        "intervals_finite": overall["finite"],
+        "interval_per_class": per_class,
+        "interval_reliability": reliability,
+        "calibration": {
+            "method": calibration.method, "coverage": calibration.coverage, "quantile": calibration.quantile,
+            "n": calibration.n, "missing": calibration.missing, "samples": calibration.samples,
+            "split": calibration.split, "created": calibration.created,
+            "fingerprint": calibration.fingerprint,
+        },
+    }

@@ -3,7 +3,9 @@
 ``Assessor.from_pretrained(path)`` loads a checkpoint and its processor once; ``assess(video)``
 returns an :class:`AssessResult` (the parsed assessment, its problems, the raw answer and the
 time of each stage) and ``assess_many(videos)`` batches several clips. ``hieroaction assess``
-(:mod:`hieroaction.cli.assess`) is the same on the command line.
+(:mod:`hieroaction.cli.assess`) is the same on the command line. ``calibrate(model_dir,
+records, split, samples, coverage)`` (:mod:`hieroaction.inference.calibration`) stores a
+conformal calibration in the model folder, after which every result carries its score's interval.
 """
 
 from __future__ import annotations
@@ -15,13 +17,18 @@ from hieroaction.inference.assessor import (
     pick_device,
     pick_dtype,
 )
+from hieroaction.inference.calibration import Calibration, SampleAgreement, ScoreInterval, calibrate
 from hieroaction.inference.config import InferenceConfig
 
 __all__ = [
     "AssessResult",
     "Assessor",
+    "Calibration",
     "InferenceConfig",
+    "SampleAgreement",
+    "ScoreInterval",
     "Timings",
+    "calibrate",
     "pick_device",
     "pick_dtype",
 ]

@@ -24,6 +24,14 @@ from typing import Any
 from hieroaction.data.records import Record, VideoRef
 from hieroaction.domains import get_domain
 from hieroaction.errors import ConfigError, HieroActionError, VideoError
+from hieroaction.inference.calibration import (
+    Calibration,
+    SampleAgreement,
+    Sampling,
+    ScoreInterval,
+    agreement,
+    read_calibration,
+)
 from hieroaction.inference.config import InferenceConfig
 from hieroaction.prompts import build_prompt
 from hieroaction.sar import Assessment, Problem, ProblemCode, parse_sar
@@ -61,8 +69,12 @@ class AssessResult:
         window: ``(start, end)`` of the assessed window in seconds of the source.
         fps: frame rate used for the frame times.
         frame_times: seconds from the window start of each frame the model saw.
-        timings: seconds per stage.
+        timings: seconds per stage (``generate_s`` includes the sampled answers, if any).
         clip: the frames the model saw (kept when asked, for reports; never serialised).
+        interval: the score's conformal interval, when the model folder holds a calibration
+            (:mod:`hieroaction.inference.calibration`) and a score was read; never made up.
+        agreement: with a calibration of ``samples > 1``, how the sampled answers agree with
+            this one (action, step sequence) and how their scores spread.
     """
 
     source: str
@@ -77,6 +89,8 @@ class AssessResult:
     frame_times: list[float] = field(default_factory=list)
     timings: Timings = field(default_factory=Timings)
     clip: Clip | None = field(default=None, repr=False)
+    interval: ScoreInterval | None = None
+    agreement: SampleAgreement | None = None
 
     @property
     def ok(self) -> bool:
@@ -101,6 +115,8 @@ class AssessResult:
                 "generate_s": self.timings.generate_s,
                 "batch_size": self.timings.batch_size,
             },
+            "interval": None if self.interval is None else self.interval.to_dict(),
+            "samples": None if self.agreement is None else self.agreement.to_dict(),
         }
         if completion:
             out["completion"] = self.completion
@@ -175,12 +191,22 @@ class Assessor:
         processor: its :class:`~hieroaction.models.VideoChatProcessor` (changed in place to the
             frame settings' pixel budgets, so frames are not resized twice).
         config: inference settings.
+        calibration: the model's calibration: every result gets its score's interval, and,
+            with ``samples > 1``, that many sampled answers per clip besides the greedy one.
+
+    ``sampling`` (default: the calibration's) may be set to sample answers without a
+    calibration (``calibrate`` does).
     """
 
-    def __init__(self, model: Any, processor: Any, config: InferenceConfig | None = None) -> None:
+    def __init__(
+        self, model: Any, processor: Any, config: InferenceConfig | None = None,
+        calibration: Calibration | None = None,
+    ) -> None:
         self.model = model
         self.processor = processor
         self.config = config or InferenceConfig()
+        self.calibration = calibration
+        self.sampling: Sampling | None = calibration.sampling if calibration is not None else None
         self.frame_config: FrameConfig = self.config.frame_config(processor.video)
         self.processor.video = processor.video.for_frames(self.frame_config)
         get_domain(self.config.domain)
@@ -194,6 +220,7 @@ class Assessor:
         *,
         device: str | None = None,
         dtype: str | None = None,
+        calibrated: bool = True,
     ) -> Assessor:
         """Load a checkpoint folder (or Hub model id) with its processor.
 
@@ -204,6 +231,8 @@ class Assessor:
                 training, see :mod:`hieroaction.inference.saved`; else :class:`InferenceConfig`).
             device: overrides ``config.device`` (``auto``: CUDA when available, else CPU).
             dtype: overrides ``config.dtype`` (``auto``: bfloat16 on CUDA, float32 on CPU).
+            calibrated: use the folder's calibration (``hieroaction_calibration.json``) when it
+                has one; a calibration made for other weights raises :class:`ConfigError`.
         """
         from hieroaction.models.loading import check_loadable, load_model_and_processor, resolve_checkpoint
 
@@ -214,11 +243,13 @@ class Assessor:
             from hieroaction.inference.saved import read_settings
 
             config = config_from_dict(InferenceConfig, read_settings(folder))
+        # Read before the weights load: a stale calibration costs no model load.
+        calibration = read_calibration(folder) if calibrated else None
         torch_device = pick_device(device or config.device)
         torch_dtype = pick_dtype(torch_device, dtype or config.dtype)
         with _quiet_loading():
             model, processor = load_model_and_processor(folder, dtype=torch_dtype)
-        return cls(model.to(torch_device), processor, config)
+        return cls(model.to(torch_device), processor, config, calibration)
 
     @property
     def device(self) -> Any:
@@ -409,15 +440,58 @@ class Assessor:
                     top_k=None,
                     pad_token_id=tokenizer.pad_token_id,
                 )
-            elapsed = time.perf_counter() - began
             texts = self.processor.batch_decode(output[:, inputs["input_ids"].shape[1]:].cpu())
-        for job, text in zip(ready, texts):
+            sampled = self._sample(inputs) if self.sampling is not None and self.sampling.n > 1 else None
+            elapsed = time.perf_counter() - began
+        for i, (job, text) in enumerate(zip(ready, texts)):
             parsed = parse_sar(text, strict=False)
             job.result.completion = text
             job.result.assessment, job.result.problems = check_score_range(
                 parsed.assessment, list(parsed.problems), job.result.domain)
             job.result.timings.generate_s = elapsed
             job.result.timings.batch_size = len(ready)
+            if sampled is not None:
+                assert self.sampling is not None
+                n = self.sampling.n
+                answers = [self._read(t, job.result.domain) for t in sampled[i * n:(i + 1) * n]]
+                job.result.agreement = agreement(job.result.assessment, answers, self.sampling)
+            if self.calibration is not None and job.result.assessment is not None:
+                job.result.interval = self.calibration.interval(
+                    job.result.assessment.score,
+                    job.result.agreement.spread if job.result.agreement is not None else None,
+                    job.result.domain,
+                    job.result.agreement.n if job.result.agreement is not None else None,
+                )
+
+    def _sample(self, inputs: dict[str, Any]) -> list[str]:
+        """``sampling.n`` sampled answers per clip of the batch (clip-major order): the full
+        distribution at the sampling temperature, seeded without touching the global generator."""
+        import torch
+
+        assert self.sampling is not None
+        tokenizer = self.processor.tokenizer
+        devices = [self.device] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices), torch.inference_mode():
+            torch.manual_seed(self.sampling.seed)
+            output = self.model.generate(
+                **inputs,
+                max_new_tokens=self.config.max_new_tokens,
+                do_sample=True,
+                temperature=self.sampling.temperature,
+                top_k=0,
+                top_p=1.0,
+                typical_p=1.0,
+                repetition_penalty=1.0,
+                num_return_sequences=self.sampling.n,
+                pad_token_id=tokenizer.pad_token_id,
+            )
+        return self.processor.batch_decode(output[:, inputs["input_ids"].shape[1]:].cpu())
+
+    @staticmethod
+    def _read(text: str, domain: str) -> Assessment | None:
+        """A sampled answer as the greedy one is read (lenient, out-of-range score dropped)."""
+        parsed = parse_sar(text, strict=False)
+        return check_score_range(parsed.assessment, list(parsed.problems), domain)[0]
 
 
 def check_score_range(

@@ -91,6 +91,17 @@ def _window_text(result: AssessResult) -> str:
     return ", ".join(parts)
 
 
+def _calibration_rows(result: AssessResult) -> list[tuple[str, str]]:
+    """``("interval", ...)`` and ``("samples", ...)`` where the model is calibrated (nothing
+    otherwise: an interval is never made up)."""
+    rows = []
+    if result.interval is not None:
+        rows.append(("interval", result.interval.text()))
+    if result.agreement is not None:
+        rows.append(("samples", result.agreement.text()))
+    return rows
+
+
 def _timings_text(result: AssessResult) -> str:
     t = result.timings
     batch = f" (batch of {t.batch_size})" if t.batch_size > 1 else ""
@@ -140,6 +151,8 @@ def assessment_text(result: AssessResult, width: int | None = None, problems_sho
         note = _formula_note(result.domain, a)
         score += f"; {note})" if note else ")"
     field("score", score)
+    for key, text in _calibration_rows(result):
+        field(key, text)
     if a.recognition_reasoning:
         field("recognition", a.recognition_reasoning)
     if a.scoring_reasoning:
@@ -185,6 +198,7 @@ def assessment_markdown(
     rows.append(["score", a.score] + ([truth.score] if truth is not None else []))
     if a.components:
         rows.append(["components", _components(a)] + ([""] if truth is not None else []))
+    rows += [[key, text] + ([""] if truth is not None else []) for key, text in _calibration_rows(result)]
     out.append(md_table(["", "predicted"] + (["true"] if truth is not None else []), rows))
     out.append("")
     if a.steps:
@@ -257,6 +271,7 @@ def assessment_html(result: AssessResult, truth: TruthRow | None = None, config:
     if a.components:
         note = _formula_note(result.domain, a)
         rows.append(["components", _components(a) + (f" ({note})" if note else "")] + ([""] if truth else []))
+    rows += [[key, text] + ([""] if truth is not None else []) for key, text in _calibration_rows(result)]
     summary = table(["", "predicted"] + (["true"] if truth is not None else []), rows)
     steps = table(
         ["#", "label", "start (s)", "end (s)", "quality", "analysis"],

@@ -24,6 +24,14 @@ from hieroaction.reports.assessment import (
     assessment_timeline,
     md_table,
 )
+from hieroaction.reports.calibration import (
+    RELIABILITY_ASSET,
+    has_intervals,
+    interval_metric_rows,
+    intervals_html,
+    intervals_markdown,
+    reliability_svg,
+)
 from hieroaction.reports.html import Markup, escape, format_value, page, table
 from hieroaction.reports.svg import scatter_svg
 
@@ -98,7 +106,7 @@ def _metric_rows(metrics: Mapping[str, Any]) -> list[tuple[str, Any, str, Any]]:
         ci = metrics.get(f"{key}_ci")
         ci_text = f"{format_value(ci[0])} – {format_value(ci[1])}" if ci else "—"
         rows.append((label, value, ci_text, metrics.get(n_key)))
-    return rows
+    return rows + interval_metric_rows(metrics)
 
 
 def _answer_problems(evaluation: Evaluation) -> list[tuple[str, int]]:
@@ -177,6 +185,7 @@ def evaluation_markdown(
     if evaluation.per_class:
         headers, rows = _per_class_rows(evaluation)
         out += ["## Per class", "", md_table(headers, rows), ""]
+    out += intervals_markdown(m, f"{ASSETS}/{RELIABILITY_ASSET}")
     if m.get("action_accuracy") is not None:
         out += ["## Actions", "", _actions_sentence(m), ""]
         if evaluation.confusions:
@@ -227,6 +236,7 @@ def evaluation_html(
         headers, rows = _per_class_rows(evaluation)
         parts.append("<h2>Per class</h2>")
         parts.append(table(headers, rows, numeric=[False] + [True] * (len(headers) - 1)))
+    parts.extend(intervals_html(m))
     if m.get("action_accuracy") is not None:
         parts.append("<h2>Actions</h2>")
         parts.append(f"<p>{escape(_actions_sentence(m))}</p>")
@@ -264,6 +274,9 @@ def write_evaluation_report(
     out = Path(out_dir)
     info = dict(info or {})
     written = [write_atomic(out / ASSETS / "scatter.svg", _scatter(evaluation))]
+    if has_intervals(evaluation.metrics):
+        reliability = reliability_svg(evaluation.metrics.get("interval_reliability") or [])
+        written.append(write_atomic(out / ASSETS / RELIABILITY_ASSET, reliability))
     for i, ex in enumerate(examples, start=1):
         timeline = assessment_timeline(ex.result, ex.truth, config)
         written.append(write_atomic(out / ASSETS / f"example-{i}.svg", timeline))

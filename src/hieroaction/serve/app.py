@@ -399,8 +399,10 @@ def create_app(assessor: Any, config: ServeConfig | None = None) -> FastAPI:
 
     @app.get("/api/info", summary="Limits, domains and bundled examples")
     def info() -> dict[str, Any]:
+        calibration = getattr(assessor, "calibration", None)
         return {
             "model": service.model_name,
+            "calibration": None if calibration is None else calibration.summary(),
             "domains": builtin_domain_names(),
             "default_domain": config.inference.domain,
             "max_upload_bytes": config.max_upload_bytes,
@@ -420,7 +422,9 @@ def create_app(assessor: Any, config: ServeConfig | None = None) -> FastAPI:
             "the assessment: `assessment` (action, steps with start/end seconds, quality and "
             "analysis, components, score, reasoning), `problems` the parser found in the "
             "model's answer, `completion` (the raw answer), `window`, `fps`, `frame_times` "
-            "and `timings`. `source` is the client's file name."
+            "and `timings`; for a calibrated model `interval` (the score's conformal "
+            "interval) and `samples` (how sampled answers agree). `source` is the client's "
+            "file name."
         ),
         openapi_extra=_MULTIPART_SCHEMA,
         responses=_REFUSALS,

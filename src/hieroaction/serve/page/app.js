@@ -182,6 +182,11 @@ function render(job) {
   $("result-window").textContent = parts.join(", ");
   $("action").textContent = a.action || "(not read)";
   $("score").textContent = a.score === null || a.score === undefined ? "(not read)" : fmt(a.score);
+  // only a calibrated model gives an interval (and, with samples, their agreement)
+  $("interval-row").hidden = !r.interval;
+  $("interval").textContent = r.interval ? r.interval.text : "";
+  $("samples-row").hidden = !r.samples;
+  $("samples").textContent = r.samples ? r.samples.text : "";
   const components = Object.entries(a.components || {}).map(([k, v]) => k + " " + fmt(v));
   $("components").textContent = components.length ? components.join(", ") : "\u2014";
   $("true-action").textContent = truth ? truth.action || "\u2014" : "";
