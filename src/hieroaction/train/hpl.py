@@ -413,9 +413,9 @@ class HPLTrainer:
         mask = _completion_mask(completion, self.eos_ids)
         # the scores after generate's logits processors: the distribution each token was drawn
         # from, so a processor other than the temperature and the vision-token mask (a penalty,
-        # top-k) shows as a gap to the training pass's log-probabilities
-        scores = torch.stack(out.scores, dim=1)
-        logprobs = torch.where(mask.bool(), token_logprobs(scores, completion), 0.0)
+        # top-k) shows as a gap to the training pass's log-probabilities. The per-step (G, V)
+        # scores go in as they are: stacking them would copy G x T x V float32 once more.
+        logprobs = torch.where(mask.bool(), token_logprobs(out.scores, completion), 0.0)
         texts = self.processor.batch_decode(completion * mask + self.pad_id * (1 - mask))
         return Rollout(example, completion, mask, logprobs, texts)
 
@@ -507,7 +507,11 @@ class HPLTrainer:
         if "mm_token_type_ids" in inputs:
             text = torch.zeros_like(completion_ids)
             inputs["mm_token_type_ids"] = torch.cat([inputs["mm_token_type_ids"], text], dim=1)
-        logits = model(**inputs, use_cache=False, logits_to_keep=length + 1).logits[:, :-1]
+        # the head only at the positions that predict a completion token (the last prompt token
+        # and every completion token but the last): (n, length, V), no slice of a larger tensor
+        total = inputs["input_ids"].shape[1]
+        keep = torch.arange(total - length - 1, total - 1, device=completion_ids.device)
+        logits = model(**inputs, use_cache=False, logits_to_keep=keep).logits
         return token_logprobs(logits, completion_ids, self.config.temperature, self.blocked_ids)
 
     def rewards_for(self, rollouts: Sequence[Rollout]) -> list[Any]:

@@ -163,26 +163,102 @@ def truncated_importance_weights(
         return weights * mask.to(weights.dtype)
 
 
+# Float32 elements of log-softmax work held at once by :func:`token_logprobs` (64 MiB): 110
+# positions of a 151,936-token vocabulary, 16,384 of the tiny models' 1,024.
+LOGPROB_CHUNK_ELEMENTS = 1 << 24
+
+
 def token_logprobs(
-    logits: torch.Tensor,
+    logits: torch.Tensor | Sequence[torch.Tensor],
     tokens: torch.Tensor,
     temperature: float = 1.0,
     blocked: Sequence[int] = (),
+    chunk_positions: int | None = None,
 ) -> torch.Tensor:
-    """log softmax(logits / temperature) at ``tokens``: (N, T, V), (N, T) -> (N, T).
+    """log softmax(logits / temperature) at ``tokens``: (N, T, V), (N, T) -> (N, T) float32.
 
-    ``blocked`` token ids (those suppressed while sampling, e.g. vision tokens) get no
-    probability, so this is the distribution the tokens were really sampled from. The same
-    function scores tokens at sampling time and in the training forward pass, so the two agree
-    up to floating-point noise.
+    ``logits`` may also be a sequence of T tensors (N, V), as ``generate`` returns its scores,
+    so they are never stacked into one more (N, T, V) copy. ``blocked`` token ids (those
+    suppressed while sampling, e.g. vision tokens) get no probability, so this is the
+    distribution the tokens were really sampled from. The same function scores tokens at
+    sampling time and in the training forward pass, so the two agree up to floating-point noise.
+
+    Memory: a float32 (N, T, V) log-softmax of a 151,936-token vocabulary would cost gigabytes
+    (and, kept for the backward pass, stay alive until it). The log-softmax and the gather are
+    done a chunk of positions at a time (``chunk_positions``, default: as many as fit
+    :data:`LOGPROB_CHUNK_ELEMENTS`), each chunk cast to float32 on its own; the backward pass
+    recomputes each chunk's softmax from the saved logits and the (N, T) log-normalisers, so
+    besides the logits themselves (in their own dtype) and their gradient nothing of size
+    N x T x V is kept or built. The values are those of ``log_softmax(logits.float() /
+    temperature)`` gathered at ``tokens``, and the gradient is ``(onehot - softmax) / temperature``
+    (0 in the blocked columns), as autograd gives for the plain computation.
     """
-    rows = []
-    # One completion at a time: a full (N, T, V) float32 log-softmax of a 150k-token vocabulary
-    # would cost gigabytes; logit - logsumexp needs only (T, V) at once.
-    for row_logits, row_tokens in zip(logits, tokens):
-        row = row_logits.float() / temperature
-        if blocked:
-            row = row.index_fill(1, torch.as_tensor(list(blocked), device=row.device), float("-inf"))
-        picked = torch.gather(row, 1, row_tokens.unsqueeze(-1)).squeeze(-1)
-        rows.append(picked - torch.logsumexp(row, dim=-1))
-    return torch.stack(rows)
+    if not isinstance(logits, torch.Tensor):
+        steps = list(logits)
+        if len(steps) != tokens.shape[1]:
+            raise ValueError(f"{len(steps)} score tensors for {tokens.shape[1]} tokens")
+        if not steps:
+            return torch.zeros(tokens.shape, dtype=torch.float32, device=tokens.device)
+        return torch.cat([
+            token_logprobs(step.unsqueeze(1), tokens[:, t : t + 1], temperature, blocked, chunk_positions)
+            for t, step in enumerate(steps)
+        ], dim=1)
+    if logits.dim() != 3 or logits.shape[:2] != tokens.shape:
+        raise ValueError(f"logits {tuple(logits.shape)} do not fit tokens {tuple(tokens.shape)}")
+    vocab = logits.shape[-1]
+    chunk = chunk_positions or max(1, LOGPROB_CHUNK_ELEMENTS // max(vocab, 1))
+    blocked_ids = torch.as_tensor(sorted(set(blocked)), dtype=torch.long, device=logits.device)
+    return _SelectiveLogSoftmax.apply(logits, tokens.to(logits.device), float(temperature), blocked_ids, int(chunk))
+
+
+def _scaled(logits: torch.Tensor, temperature: float, blocked: torch.Tensor) -> torch.Tensor:
+    """One chunk (C, V) as float32 logits / temperature, blocked columns at -inf."""
+    row = logits.float() / temperature
+    if blocked.numel():
+        row = row.index_fill(1, blocked, float("-inf"))
+    return row
+
+
+def _chunks(shape: torch.Size, chunk: int):
+    """(row, start, end) of every chunk of positions, row by row (each a contiguous slice)."""
+    rows, length = shape[0], shape[1]
+    for n in range(rows):
+        for start in range(0, length, chunk):
+            yield n, start, min(start + chunk, length)
+
+
+class _SelectiveLogSoftmax(torch.autograd.Function):
+    """The sampled tokens' log-probabilities, chunk by chunk, with a recomputing backward pass."""
+
+    @staticmethod
+    def forward(ctx, logits, tokens, temperature, blocked, chunk):  # noqa: D102
+        out = torch.empty(tokens.shape, dtype=torch.float32, device=logits.device)
+        norm = torch.empty_like(out)
+        for n, s, e in _chunks(tokens.shape, chunk):
+            row = _scaled(logits[n, s:e], temperature, blocked)
+            lse = torch.logsumexp(row, dim=-1)
+            picked = torch.gather(row, 1, tokens[n, s:e].unsqueeze(-1)).squeeze(-1)
+            out[n, s:e] = picked - lse
+            norm[n, s:e] = lse
+        ctx.save_for_backward(logits, tokens, norm, blocked)
+        ctx.temperature, ctx.chunk = temperature, chunk
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_out):  # noqa: D102
+        logits, tokens, norm, blocked = ctx.saved_tensors
+        if not ctx.needs_input_grad[0]:
+            return None, None, None, None, None
+        temperature = ctx.temperature
+        grad = torch.empty(logits.shape, dtype=logits.dtype, device=logits.device)
+        grad_out = grad_out.float()
+        for n, s, e in _chunks(tokens.shape, ctx.chunk):
+            row = _scaled(logits[n, s:e], temperature, blocked)
+            g = grad_out[n, s:e]
+            # d/dx (x_token - logsumexp(x)) = onehot - softmax, times the chain rule's 1 / T
+            part = torch.exp(row - norm[n, s:e].unsqueeze(-1)).mul_(-g.unsqueeze(-1))
+            part.scatter_add_(1, tokens[n, s:e].unsqueeze(-1), g.unsqueeze(-1))
+            if blocked.numel():
+                part.index_fill_(1, blocked, 0.0)
+            grad[n, s:e] = part.div_(temperature)
+        return grad, None, None, None, None
