@@ -4,7 +4,7 @@
 answers the split's clips with the model, fits a split-conformal interval for the final score
 and stores it in the model folder (``hieroaction_calibration.json``); from then on ``assess``,
 ``serve`` and ``evaluate --model`` give every score its interval. The library function is
-:func:`hieroaction.inference.calibration.calibrate`.
+:func:`hieroaction.inference.calibrate.calibrate`.
 """
 
 from __future__ import annotations
@@ -77,7 +77,7 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Handler of ``hieroaction calibrate``."""
-    from hieroaction.inference.calibration import calibrate
+    from hieroaction.inference.calibrate import calibrate
     from hieroaction.inference.config import InferenceConfig
     from hieroaction.io import dumps_json
 

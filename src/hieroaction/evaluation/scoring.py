@@ -347,7 +347,7 @@ def interval_metrics(
       the calibration's stored scores (``calibration.scores``) and the share of these clips
       whose nonconformity score is at most it.
     """
-    from hieroaction.inference import conformal
+    import hieroaction.inference.conformal as conformal
 
     config = config or ScoringConfig()
     boot = config.bootstrap

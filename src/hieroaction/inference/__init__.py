@@ -17,7 +17,8 @@ from hieroaction.inference.assessor import (
     pick_device,
     pick_dtype,
 )
-from hieroaction.inference.calibration import Calibration, SampleAgreement, ScoreInterval, calibrate
+from hieroaction.inference.calibrate import calibrate
+from hieroaction.inference.calibration import Calibration, SampleAgreement, ScoreInterval
 from hieroaction.inference.config import InferenceConfig
 
 __all__ = [
