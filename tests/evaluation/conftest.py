@@ -12,22 +12,15 @@ EVAL_COMMANDS = ("evaluate", "assess")  # command groups of hieroaction.cli
 
 
 @pytest.fixture(scope="session")
-def tiny_model(tmp_path_factory) -> Path:
-    """A randomly initialised Qwen2.5-VL checkpoint folder (model + processor)."""
-    from hieroaction.models.tiny import build_tiny
-
-    return build_tiny("qwen2_5_vl", tmp_path_factory.mktemp("models") / "tiny", size="tiny", seed=0)
+def tiny_model(tiny_checkpoints) -> Path:
+    """A randomly initialised Qwen2.5-VL checkpoint folder (model + processor; tests/conftest.py)."""
+    return tiny_checkpoints["qwen2_5_vl"]
 
 
 @pytest.fixture(scope="session")
-def synth_dir(tmp_path_factory) -> Path:
-    """Six rendered synthetic clips and their records."""
-    from hieroaction.config import config_from_dict
-    from hieroaction.synth.generator import SynthConfig, generate
-
-    out = tmp_path_factory.mktemp("synth") / "data"
-    generate(out, config_from_dict(SynthConfig, {"n": 6, "seed": 3, "workers": 1}), progress=False)
-    return out
+def synth_dir(synth_set) -> Path:
+    """Six rendered synthetic clips (seed 3) and their records."""
+    return synth_set(6, 3)
 
 
 @pytest.fixture(scope="session")

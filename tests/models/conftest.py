@@ -10,12 +10,9 @@ FAMILIES = ("qwen2_5_vl", "qwen3_vl")
 
 
 @pytest.fixture(scope="session")
-def tiny_dirs(tmp_path_factory) -> dict[str, Path]:
-    """A ``tiny`` checkpoint folder per family."""
-    from hieroaction.models.tiny import build_tiny
-
-    root = tmp_path_factory.mktemp("tiny_models")
-    return {name: build_tiny(name, root / name, size="tiny", seed=0) for name in FAMILIES}
+def tiny_dirs(tiny_checkpoints) -> dict[str, Path]:
+    """A ``tiny`` checkpoint folder per family (tests/conftest.py)."""
+    return {name: tiny_checkpoints[name] for name in FAMILIES}
 
 
 @pytest.fixture(scope="session")

@@ -16,11 +16,9 @@ FAST_INFERENCE = {"max_new_tokens": 4, "batch_size": 1, "frames": {"num_frames":
 
 
 @pytest.fixture(scope="session")
-def tiny_model(tmp_path_factory) -> Path:
-    """A randomly initialised Qwen2.5-VL checkpoint folder (model + processor)."""
-    from hieroaction.models.tiny import build_tiny
-
-    return build_tiny("qwen2_5_vl", tmp_path_factory.mktemp("serve_models") / "tiny", size="tiny", seed=0)
+def tiny_model(tiny_checkpoints) -> Path:
+    """A randomly initialised Qwen2.5-VL checkpoint folder (model + processor; tests/conftest.py)."""
+    return tiny_checkpoints["qwen2_5_vl"]
 
 
 @pytest.fixture(scope="session")
@@ -32,14 +30,9 @@ def assessor(tiny_model):
 
 
 @pytest.fixture(scope="session")
-def clips(tmp_path_factory) -> list[Path]:
-    """Two rendered synthetic clips (MP4)."""
-    from hieroaction.config import config_from_dict
-    from hieroaction.synth.generator import SynthConfig, generate
-
-    out = tmp_path_factory.mktemp("serve_synth") / "data"
-    generate(out, config_from_dict(SynthConfig, {"n": 2, "seed": 5, "workers": 1}), progress=False)
-    return sorted((out / "videos").glob("*.mp4"))
+def clips(synth_set) -> list[Path]:
+    """Two rendered synthetic clips (MP4, seed 5)."""
+    return sorted((synth_set(2, 5) / "videos").glob("*.mp4"))
 
 
 @pytest.fixture()

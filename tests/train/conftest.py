@@ -33,23 +33,15 @@ def one_thread():
 
 
 @pytest.fixture(scope="session")
-def tiny_models(tmp_path_factory) -> dict[str, Path]:
-    """A ``tiny`` checkpoint folder per family."""
-    from hieroaction.models.tiny import build_tiny
-
-    root = tmp_path_factory.mktemp("train_tiny")
-    return {name: build_tiny(name, root / name, size="tiny", seed=0) for name in ("qwen2_5_vl", "qwen3_vl")}
+def tiny_models(tiny_checkpoints):
+    """A ``tiny`` checkpoint folder per family (tests/conftest.py)."""
+    return tiny_checkpoints
 
 
 @pytest.fixture(scope="session")
-def synth_data(tmp_path_factory) -> Path:
-    """The records file of a 20-clip synthetic benchmark (14 train, 2 val, 4 test)."""
-    from hieroaction.config import config_from_dict
-    from hieroaction.synth import SynthConfig, generate
-
-    out = tmp_path_factory.mktemp("train_synth") / "synth"
-    summary = generate(out, config_from_dict(SynthConfig, {"n": 20, "workers": 1}), progress=False)
-    return Path(summary.records_path)
+def synth_data(synth_set) -> Path:
+    """The records file of a 20-clip synthetic benchmark, seed 0 (14 train, 2 val, 4 test)."""
+    return synth_set(20, 0) / "records.jsonl"
 
 
 @pytest.fixture(scope="session")

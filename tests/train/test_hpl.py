@@ -23,11 +23,10 @@ FRAMES = ["data.frames.num_frames=4", "data.frames.min_pixels=3136", "data.frame
 
 
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory):
-    root = tmp_path_factory.mktemp("hpl")
-    model = build_tiny("qwen2_5_vl", root / "model")
-    generate(root / "synth", n=12, seed=0, progress=False)
-    return root, model, root / "synth" / "records.jsonl"
+def setup(tmp_path_factory, tiny_models, synth_set):
+    """(folder for frame caches, the session's tiny Qwen2.5-VL, 12 clips of seed 0): the model
+    is shared (tests/conftest.py), so a test that changes it works on a copy."""
+    return tmp_path_factory.mktemp("hpl"), tiny_models["qwen2_5_vl"], synth_set(12, 0) / "records.jsonl"
 
 
 def _config(setup, out, *extra):
@@ -134,7 +133,8 @@ def _run(setup, out, *extra, wait=True):
             f"data.cache_dir={root / 'cache'}", "group_size=3", "prompts_per_step=1", "max_completion_length=8",
             "learning_rate=0.01", "rewards.weights={toy: 1.0}", "save_steps=1", "keep_checkpoints=10",
             "data.eval_split=none", *FRAMES, *extra]
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])}
+    # one thread: runs that are compared bit for bit compute alike, and two fit a 2-core machine
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2]), "OMP_NUM_THREADS": "1"}
     if wait:
         subprocess.run(args, check=True, env=env, capture_output=True, timeout=300)
         return None
@@ -146,7 +146,8 @@ def _trainable(folder):
 
 
 def test_resume_after_kill_9_loses_and_repeats_no_step(setup, tmp_path):
-    _run(setup, tmp_path / "straight", "max_steps=4")
+    # the uninterrupted run goes alongside the one that is killed (one CPU thread each)
+    straight = _run(setup, tmp_path / "straight", "max_steps=4", wait=False)
     killed = tmp_path / "killed"
     proc = _run(setup, killed, "max_steps=4", wait=False)
     deadline = time.time() + 240
@@ -156,6 +157,7 @@ def test_resume_after_kill_9_loses_and_repeats_no_step(setup, tmp_path):
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
+    assert straight.wait(timeout=300) == 0, "the uninterrupted run failed"
     assert not (killed / "final").exists()
     _run(setup, killed, "max_steps=4")
     steps = [json.loads(line)["step"] for line in (killed / "metrics.jsonl").read_text().splitlines()]
@@ -244,15 +246,16 @@ def _angle_brackets(completions, **_):
 
 
 def test_grpo_raises_a_learnable_reward(setup, tmp_path):
-    # the trainer optimises in the right direction: a reward for writing "<" grows within 40 steps
+    # the trainer optimises in the right direction: a reward for writing "<" grows within 12 steps
+    # (one group of 8 per step; at this learning rate it climbs from about 0.02 to over 0.6)
     register("angle_brackets", _angle_brackets, "structure", ())
     trainer = HPLTrainer(_config(setup, tmp_path / "learn", "data.eval_split=none", "group_size=8",
-                                 "prompts_per_step=2", "max_completion_length=16", "learning_rate=1e-3",
+                                 "prompts_per_step=1", "max_completion_length=16", "learning_rate=3e-2",
                                  "loss_type=dr_grpo", "rewards.weights={angle_brackets: 1.0}",
                                  "rewards.composition.mode=sum"))
-    totals = [trainer.train_step()["metrics"]["reward/total"] for _ in range(40)]
-    first, last = sum(totals[:10]) / 10, sum(totals[-10:]) / 10
-    assert last > 2 * first and last - first > 0.01, (first, last)
+    totals = [trainer.train_step()["metrics"]["reward/total"] for _ in range(12)]
+    first, last = sum(totals[:3]) / 3, sum(totals[-3:]) / 3
+    assert last > 2 * first and last - first > 0.1, (first, last, totals)
 
 
 # --- exactness of the objective (issue 16) ------------------------------------------------------

@@ -5,8 +5,6 @@ from pathlib import Path
 import pytest
 
 from hieroaction.config import load_config
-from hieroaction.models.tiny import build_tiny
-from hieroaction.synth import generate
 from hieroaction.train.hpl import HPLConfig, HPLTrainer
 
 CONFIGS = Path(__file__).parents[2] / "configs"
@@ -16,10 +14,9 @@ RECIPES = sorted((CONFIGS / "hpl").glob("*.yaml")) + sorted(
 
 
 @pytest.fixture(scope="module")
-def small_world(tmp_path_factory):
-    root = tmp_path_factory.mktemp("recipes")
-    generate(root / "synth", n=10, seed=0, progress=False)
-    return build_tiny("qwen2_5_vl", root / "model"), root / "synth" / "records.jsonl", root
+def small_world(tmp_path_factory, tiny_models, synth_set):
+    """(the session's tiny Qwen2.5-VL, 10 clips of seed 0, a folder for the frame cache)."""
+    return tiny_models["qwen2_5_vl"], synth_set(10, 0) / "records.jsonl", tmp_path_factory.mktemp("recipes")
 
 
 def test_there_are_recipes_for_both_datasets_and_sizes():
