@@ -8,6 +8,7 @@ with ``--predictions`` gives the same metrics.
 from __future__ import annotations
 
 import json
+import math
 import re
 
 import pytest
@@ -39,7 +40,14 @@ def test_every_file_is_written_and_consistent(run_dir, records_path, tiny_model)
     assert all(isinstance(x["completion"], str) and x["assessment"]["version"] == 1 for x in lines)
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["n"] == len(records) == metrics["n_completions"]
-    assert metrics["spearman_ci"] is None or len(metrics["spearman_ci"]) == 2
+    # R-l2 always has an interval; Spearman has one wherever the predicted scores vary (the
+    # random model parses few or none: all filled with one value, and no rank correlation)
+    assert_interval_holds(metrics, "rl2_x100")
+    known = {x["assessment"]["score"] for x in lines} - {None}
+    if len(known) > 1:
+        assert_interval_holds(metrics, "spearman")
+    else:
+        assert metrics["spearman"] is None and metrics["spearman_ci"] is None
     failures = sum(bool(x["problems"]) for x in lines)
     assert metrics["parse_failure_rate"] == pytest.approx(failures / len(lines))
     missing = sum(x["assessment"]["score"] is None for x in lines)
@@ -53,6 +61,14 @@ def test_every_file_is_written_and_consistent(run_dir, records_path, tiny_model)
     video = VideoChatProcessor.from_pretrained(tiny_model).video
     frames = InferenceConfig(frames={"num_frames": 8}).frame_config(video)
     assert all(FrameCache(cache).get(r, frames) is not None for r in records)
+
+
+def assert_interval_holds(metrics, key):
+    """``metrics[key + "_ci"]`` is a finite interval around the estimate ``metrics[key]``."""
+    estimate, interval = metrics[key], metrics[f"{key}_ci"]
+    assert isinstance(estimate, float) and math.isfinite(estimate), (key, estimate)
+    assert isinstance(interval, list) and len(interval) == 2 and all(math.isfinite(x) for x in interval), interval
+    assert interval[0] <= estimate <= interval[1], (key, estimate, interval)
 
 
 def test_reports_are_self_contained(run_dir):
@@ -79,6 +95,22 @@ def test_rescoring_the_predictions_gives_the_same_metrics(run_dir, records_path,
     for key in ("n", "spearman", "rl2_x100", "spearman_ci", "rl2_x100_ci", "action_accuracy", "step_tiou",
                 "parse_failure_rate", "missing_scores"):
         assert again[key] == first[key], key
+
+
+def test_varying_scores_get_a_spearman_interval_around_the_estimate(records_path, cli, tmp_path):
+    # scores that follow the truth with noise, in the plain {"id", "score"} format of any system
+    rows = [json.loads(line) for line in records_path.read_text().splitlines()]
+    predictions = tmp_path / "scores.jsonl"
+    predictions.write_text("".join(
+        json.dumps({"id": r["id"], "score": r["score"]["final"] + (-4.0, 3.0, 9.0)[i % 3]}) + "\n"
+        for i, r in enumerate(rows)))
+    status, text, err = cli("evaluate", "--predictions", predictions, "--truth", records_path, "--json",
+                            "--bootstrap", "200")
+    assert status == 0, err
+    metrics = json.loads(text)
+    assert metrics["n"] == len(rows) and metrics["missing_scores"] == 0
+    assert_interval_holds(metrics, "spearman")
+    assert_interval_holds(metrics, "rl2_x100")
 
 
 def test_a_broken_clip_is_reported_and_the_rest_evaluated(tmp_path, records_path, assessor, corrupt_video):

@@ -63,12 +63,32 @@ def test_empty_or_unparsable_answers_earn_zero_not_none(name, bad):
     assert run(name, [bad]) == [0.0]
 
 
-@pytest.mark.parametrize("name", CONTENT)
+# Where the last element each reward reads begins in GOOD.
+LAST_READ = {"format": "</scoring>", "recognition": "<action>", "sequence": "<step ", "localisation": "<step ",
+             "subscore": "<component ", "score": "<score>", "consistency": "<score>"}
+
+
+@pytest.mark.parametrize("name", ["format"] + CONTENT)
 def test_truncated_answers_never_earn_more_than_the_full_one(name):
-    cuts = [GOOD[:i] for i in range(0, len(GOOD), 7)]
-    values = run(name, cuts)
-    assert all(v is not None and 0.0 <= v <= 1.0 for v in values)
+    full = run(name, [GOOD])[0]
+    lengths = list(range(0, len(GOOD), 7))
+    values = run(name, [GOOD[:i] for i in lengths])
+    assert all(v is not None and 0.0 <= v <= full for v in values), (full, values)
+    # cutting more never earns more; a cut that loses the last element the reward reads earns less
+    assert values == sorted(values)
     assert values[0] == 0.0
+    last = GOOD.rindex(LAST_READ[name])
+    assert all(v < full for i, v in zip(lengths, values) if i <= last)
+    assert run(name, [GOOD[:last]])[0] < full
+
+
+@pytest.mark.parametrize("name", ["format"] + CONTENT)
+def test_padded_answers_never_earn_more_than_the_full_one(name):
+    full = run(name, [GOOD])[0]
+    padded = [GOOD + "\n" + GOOD, "Sure! Here is my answer.\n" + GOOD, GOOD + "\n<score>58.8</score><score>120</score>",
+              GOOD + "\n<action>back-2-head</action><action>inward-1-feet</action>",
+              edit("</subactions>", '<step label="2 turns" start="0.5" end="1.5" quality="6">again</step>\n</subactions>')]
+    assert all(0.0 <= v <= full for v in run(name, padded))
 
 
 def test_chat_message_completions_are_read():
