@@ -71,3 +71,21 @@ def test_oracle_needs_a_product_formula_and_a_difficulty():
         difficulty_oracle_predictions(TRAIN, [no_difficulty])
     with pytest.raises(DataError, match="no final score"):
         mean_score_predictions([], generic)
+
+
+def test_the_oracle_is_calibrated_as_a_model_is(tmp_path):
+    from hieroaction.data.records import read_jsonl
+    from hieroaction.demo.baselines import calibrated_oracle
+    from hieroaction.synth import SynthConfig, generate
+
+    out = tmp_path / "synth"
+    summary = generate(out, SynthConfig(n=60, seed=1, workers=1), progress=False)
+    records = read_jsonl(summary.records_path)
+    train = [r for r in records if r.split == "train"]
+    val, test = train[:25], [r for r in records if r.split != "train"]
+    result = calibrated_oracle(train[25:], val, test, 0.8)
+    errors = sorted(abs(r.score.final - p.score) for r, p in zip(val, difficulty_oracle_predictions(train[25:], val)))
+    # the ceil((n + 1) x 0.8) = 21st smallest of 25 validation errors
+    assert result["quantile"] == pytest.approx(errors[20])
+    assert result["n_calibration"] == 25 and result["n_interval"] == len(test)
+    assert 0 <= result["interval_coverage"] <= 1 and 0 < result["interval_width"] <= 2 * result["quantile"] + 1e-9

@@ -22,7 +22,7 @@ from hieroaction.cli import main
 DEMO_HPL_RECIPE = Path(__file__).parents[2] / "configs" / "demo" / "hpl.yaml"
 
 EXPECTED_MODELS = {"sft", "sft_all_labels", "hpl", "hpl_shuffled", "mean_score", "difficulty_oracle"}
-STAGES = ["data", "model", "sft", "sft_all_labels", "hpl", "hpl_shuffled", "evaluation"]
+STAGES = ["data", "model", "sft", "sft_all_labels", "hpl", "hpl_shuffled", "calibration", "evaluation"]
 
 
 def check_outputs(out: Path, models: set[str] = EXPECTED_MODELS) -> dict:
@@ -88,9 +88,11 @@ def test_a_short_demo_runs_every_stage(tmp_path, capsys):
     assert seed["hpl"]["group_size"] == 4 and seed["evaluation"]["max_new_tokens"] == 48
     printed = capsys.readouterr()
     assert "report:" in printed.out and "Spearman rho" in printed.out
-    for stage in ("1/8 data", "2/8 model", "3/8 SFT (labelled part)", "4/8 SFT (every clip labelled)",
-                  "5/8 HPL", "6/8 HPL, shuffled rewards", "7/8 evaluation"):
+    for stage in ("1/9 data", "2/9 model", "3/9 SFT (labelled part)", "4/9 SFT (every clip labelled)",
+                  "5/9 HPL", "6/9 HPL, shuffled rewards", "7/9 calibration", "8/9 evaluation"):
         assert stage in printed.err, stage
+    # 4 validation clips: too few for a calibration, which the demo says instead of failing
+    assert "a calibration needs at least 20" in seed["calibration"]["skipped"]
 
 
 def _numbers(path: Path) -> list:

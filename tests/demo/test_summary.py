@@ -93,3 +93,22 @@ def test_paired_bootstrap_over_clips():
     assert boot["seeds"] == 1 and boot["spearman_gain_ci"][0] > 0 and boot["rl2_x100_reduction_ci"][0] > 0
     same = paired_bootstrap([run], "hpl", "hpl", resamples=50)
     assert same["spearman_gain_ci"] == [0.0, 0.0]
+
+
+def test_calibrated_intervals_are_checked_against_the_oracle():
+    runs = [seed_run(0, 0.70, 0.85, 3.0, 2.0), seed_run(1, 0.72, 0.83, 3.0, 2.2)]
+    for run, (coverage, width) in zip(runs, [(0.88, 6.0), (0.91, 7.0)]):
+        run.models["hpl"].update(interval_coverage=coverage, interval_width=width)
+        run.calibration = {"difficulty_oracle": {"interval_nominal": 0.9, "interval_coverage": 0.9,
+                                                 "interval_width": 12.0}}
+    summary = summarise(runs, DemoConfig())
+    targets = {t["target"]: t for t in summary["targets"]}
+    assert targets["test coverage of HPL's 90% score interval"]["value"] == pytest.approx(0.895)
+    assert targets["test coverage of HPL's 90% score interval"]["met"] is True
+    assert targets["mean interval width below the calibrated difficulty oracle's"]["met"] is True
+    runs[1].models["hpl"]["interval_coverage"] = 0.7  # mean 0.79: more than 3 points off
+    targets = {t["target"]: t for t in summarise(runs, DemoConfig())["targets"]}
+    assert targets["test coverage of HPL's 90% score interval"]["met"] is False
+    # no calibration at all (a short demo): no interval target
+    bare = [seed_run(0, 0.7, 0.8, 3.0, 2.0)]
+    assert not any("interval" in t["target"] for t in summarise(bare, DemoConfig())["targets"])

@@ -14,6 +14,7 @@ scores the models, on the same clips.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -94,4 +95,36 @@ def score_baselines(
         "difficulty_oracle": score_predictions(
             difficulty_oracle_predictions(train, records), truths, config
         ),
+    }
+
+
+def calibrated_oracle(
+    train: Sequence[Record], val: Sequence[Record], test: Sequence[Record], coverage: float,
+) -> dict[str, Any]:
+    """The difficulty oracle calibrated as a model is (split-conformal on the absolute error of
+    its validation predictions, :mod:`hieroaction.inference.conformal`): its quantile, and the
+    empirical coverage and mean width of its intervals on ``test`` (cut to the domain's score
+    range, as a model's are)."""
+    import hieroaction.inference.conformal as conformal
+
+    def scored(records: Sequence[Record]) -> list[tuple[float, float]]:
+        rows = difficulty_oracle_predictions(train, [r for r in records if r.score.final is not None])
+        truth = {r.id: float(r.score.final) for r in records if r.score.final is not None}
+        return [(truth[row.id], float(row.score)) for row in rows if row.score is not None]
+
+    calibration = scored(val)
+    quantile = conformal.conformal_quantile([abs(t - p) for t, p in calibration], coverage)
+    bounds = get_domain(test[0].domain).score_range if test else None
+    hits, widths = [], []
+    for true, pred in scored(test):
+        low, high = conformal.interval(pred, quantile, bounds=bounds)  # type: ignore[misc]
+        hits.append(float(conformal.covered(true, low, high)))
+        widths.append(high - low)
+    return {
+        "interval_nominal": coverage,
+        "quantile": quantile,
+        "n_calibration": len(calibration),
+        "n_interval": len(hits),
+        "interval_coverage": float(np.mean(hits)) if hits else None,
+        "interval_width": float(np.mean(widths)) if widths else None,
     }

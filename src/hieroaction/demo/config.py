@@ -108,6 +108,22 @@ class DemoEvalConfig:
 
 
 @dataclass
+class DemoCalibrationConfig:
+    """Calibrated score intervals for the HPL model (``hieroaction.inference.calibrate``) on the
+    validation split, and the difficulty oracle calibrated the same way for comparison."""
+
+    enabled: bool = True
+    coverage: float = 0.9
+    samples: int = 1  # 1: the absolute error; N > 1: normalised by the spread of N sampled scores
+
+    def __post_init__(self) -> None:
+        if not 0 < self.coverage < 1:
+            raise ConfigError(f"calibration.coverage must be in (0, 1), got {self.coverage}")
+        if self.samples < 1:
+            raise ConfigError(f"calibration.samples must be at least 1, got {self.samples}")
+
+
+@dataclass
 class TargetsConfig:
     """The issue's targets for the default demo, checked in the report (never asserted)."""
 
@@ -116,6 +132,7 @@ class TargetsConfig:
     parse_failure_rate: float = 0.01  # at most
     spearman: float = 0.8  # at least, and above the difficulty oracle's
     gap_recovered: float = 0.5  # HPL recovers at least this share of the rho gap sft -> sft_all_labels
+    coverage_tolerance: float = 0.03  # test coverage of HPL's intervals within this of the nominal
 
 
 @dataclass
@@ -137,6 +154,7 @@ class DemoConfig:
     data: DemoDataConfig = field(default_factory=DemoDataConfig)
     work: WorkConfig = field(default_factory=WorkConfig)
     evaluation: DemoEvalConfig = field(default_factory=DemoEvalConfig)
+    calibration: DemoCalibrationConfig = field(default_factory=DemoCalibrationConfig)
     targets: TargetsConfig = field(default_factory=TargetsConfig)
 
     def __post_init__(self) -> None:

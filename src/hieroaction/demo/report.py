@@ -328,6 +328,18 @@ def report_html(runs: Sequence[Any], summary: Mapping[str, Any], config: DemoCon
         '<p class="muted">Measured on the HPL model (mean over seeds), with the issue\'s targets '
         "for the default demo.</p>",
     ]
+    calibration = summary.get("calibration") or {}
+    if calibration.get("nominal") is not None:
+        level = f"{100 * calibration['nominal']:g}%"
+        rows = [[name, _mean_std(calibration[key]["coverage"]), _mean_std(calibration[key]["width"])]
+                for key, name in (("hpl", "HPL"), ("difficulty_oracle", "difficulty oracle"))]
+        parts += [
+            "<h2>Calibrated score intervals</h2>",
+            f"<p>Split-conformal {level} intervals fitted on the validation split "
+            "(<code>hieroaction calibrate</code>; the oracle on its own validation errors, the same "
+            "way), measured on the test clips:</p>",
+            table(["", "test coverage", "mean width"], rows, numeric=[False, True, True]),
+        ]
     notes = summary.get("control_notes") or []
     if notes:
         parts += ["<h2>The shuffled-reward control</h2>"] + [f"<p>{escape(n)}</p>" for n in notes]

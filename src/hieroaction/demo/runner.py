@@ -63,6 +63,7 @@ class SeedRun:
     hpl: dict[str, Any] = field(default_factory=dict)
     hpl_shuffled: dict[str, Any] = field(default_factory=dict)
     ablation: dict[str, Any] | None = None
+    calibration: dict[str, Any] = field(default_factory=dict)
     evaluation: dict[str, Any] = field(default_factory=dict)
     models: dict[str, dict[str, Any]] = field(default_factory=dict)
     timings: list[dict[str, Any]] = field(default_factory=list)
@@ -291,6 +292,40 @@ def _headline(metrics: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in metrics.items() if k not in ("ids", "problems", "per_class")}
 
 
+def inference_config(data_config: Any, config: DemoConfig, max_new_tokens: int, domain: str) -> Any:
+    """How the demo's models answer (evaluation and calibration alike): the training frames and
+    prompt, on the CPU in fp32."""
+    from hieroaction.inference import InferenceConfig
+
+    return InferenceConfig(
+        frames=data_config.frames.to_dict(), prompt=data_config.prompt, max_new_tokens=max_new_tokens,
+        batch_size=config.evaluation.batch_size, device="cpu", dtype="float32", domain=domain,
+    )
+
+
+def calibrate_hpl(model: Path, loaded: Any, data_config: Any, config: DemoConfig, max_new_tokens: int,
+                  progress: Progress) -> dict[str, Any]:
+    """Calibrate the HPL model's score intervals on the validation split (written into its
+    folder, so evaluation reports their test coverage), and the difficulty oracle the same way."""
+    from hieroaction.demo.baselines import calibrated_oracle
+    from hieroaction.inference import calibrate
+
+    val_split = data_config.eval_split or "val"
+    val = loaded[val_split].records
+    settings = config.calibration
+    calibration = calibrate(
+        model, val, split=val_split, samples=settings.samples, coverage=settings.coverage,
+        config=inference_config(data_config, config, max_new_tokens, val[0].domain),
+        frames_cache=data_config.cache_path, base_dir=data_config.base_dir, seed=0,
+    )
+    progress.line(calibration.summary())
+    oracle = calibrated_oracle(loaded[data_config.train_split].records, val,
+                               loaded[TEST_SPLIT].records[: config.evaluation.test_clips], settings.coverage)
+    return {"hpl": {"quantile": calibration.quantile, "n": calibration.n, "missing": calibration.missing,
+                    "method": calibration.method, "coverage": calibration.coverage},
+            "difficulty_oracle": oracle}
+
+
 def evaluate_models(
     models: dict[str, Path],
     test: list[Record],
@@ -310,21 +345,13 @@ def evaluate_models(
     from hieroaction.evaluation.predictions import truth_from_record
     from hieroaction.evaluation.runner import EvalConfig, evaluate_model
     from hieroaction.evaluation.scoring import BootstrapConfig, ScoringConfig
-    from hieroaction.inference import Assessor, InferenceConfig
+    from hieroaction.inference import Assessor
     from hieroaction.reports import ReportConfig, assessment_html, choose_examples
     from hieroaction.video import FrameCache
 
     began = clock.now()
     settings = config.evaluation
-    inference = InferenceConfig(
-        frames=data_config.frames.to_dict(),
-        prompt=data_config.prompt,
-        max_new_tokens=max_new_tokens,
-        batch_size=settings.batch_size,
-        device="cpu",
-        dtype="float32",
-        domain=test[0].domain,
-    )
+    inference = inference_config(data_config, config, max_new_tokens, test[0].domain)
     eval_config = EvalConfig(
         inference=inference,
         scoring=ScoringConfig(bootstrap=BootstrapConfig(n_resamples=settings.bootstrap_resamples)),
@@ -440,7 +467,7 @@ def run_seed(seed: int, config: DemoConfig, folder: Path, progress: Progress) ->
     grpo_runs = [("hpl", "hpl", "HPL", False), ("hpl_shuffled", "hpl_shuffled", "HPL, shuffled rewards", True)]
     if config.ablations:
         grpo_runs.append(("ablation", "hpl_score_only", "GRPO score-only ablation", False))
-    progress.start_seed(clock, f"seed {seed}", 6 + len(grpo_runs))
+    progress.start_seed(clock, f"seed {seed}", 6 + len(grpo_runs) + int(config.calibration.enabled))
     run = SeedRun(seed=seed, folder=str(folder))
     sft_path = find_recipe(config.recipes.sft)
 
@@ -510,12 +537,25 @@ def run_seed(seed: int, config: DemoConfig, folder: Path, progress: Progress) ->
     if run.ablation is not None:
         models["grpo_score_only"] = Path(run.ablation["best"])
     models["hpl"] = Path(run.hpl["best"])  # last: its answers give the report's examples
+    max_new_tokens = config.evaluation.max_new_tokens or max_new_tokens
+    if config.calibration.enabled:
+        with _Stage(run, clock, progress, "calibration", "calibration",
+                    f"score intervals of HPL on the validation split ({config.calibration.coverage:g})"):
+            from hieroaction.inference.calibration import MIN_CLIPS
+
+            val = loaded[sft_config.data.eval_split or "val"].records
+            if sum(r.score.final is not None for r in val) < MIN_CLIPS:
+                reason = f"{len(val)} validation clips; a calibration needs at least {MIN_CLIPS}"
+                progress.line(f"skipped: {reason}")
+                run.calibration = {"skipped": reason}
+            else:
+                run.calibration = calibrate_hpl(models["hpl"], loaded, sft_config.data, config,
+                                                max_new_tokens, progress)
     with _Stage(run, clock, progress, "evaluation", "evaluation",
                 f"{len(models)} models and 2 baselines on the same test clips"):
         run.models, run.evaluation, run.examples_html = evaluate_models(
             models, loaded[TEST_SPLIT].records, loaded[sft_config.data.train_split].records,
-            sft_config.data, folder, config, config.evaluation.max_new_tokens or max_new_tokens,
-            clock, progress,
+            sft_config.data, folder, config, max_new_tokens, clock, progress,
         )
     run.seconds = clock.elapsed()
     return run

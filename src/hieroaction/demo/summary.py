@@ -148,6 +148,29 @@ def paired_bootstrap(runs: Sequence[Any], model: str, other: str, resamples: int
     }
 
 
+def calibration_summary(runs: Sequence[Any]) -> dict[str, Any]:
+    """HPL's calibrated intervals on the test clips (coverage and mean width, from its
+    evaluation) against the difficulty oracle calibrated the same way, over seeds."""
+    def values(source: str, key: str) -> list[float | None]:
+        out = []
+        for run in runs:
+            if source == "hpl":
+                value = run.models.get("hpl", {}).get(key)
+            else:
+                value = (run.calibration or {}).get("difficulty_oracle", {}).get(key)
+            out.append(float(value) if isinstance(value, (int, float)) and math.isfinite(value) else None)
+        return out
+
+    nominal = next((float(run.calibration["difficulty_oracle"]["interval_nominal"]) for run in runs
+                    if (run.calibration or {}).get("difficulty_oracle")), None)
+    return {
+        "nominal": nominal,
+        "hpl": {"coverage": spread(values("hpl", "interval_coverage")), "width": spread(values("hpl", "interval_width"))},
+        "difficulty_oracle": {"coverage": spread(values("oracle", "interval_coverage")),
+                              "width": spread(values("oracle", "interval_width"))},
+    }
+
+
 def control_notes(runs: Sequence[Any]) -> list[str]:
     """Sentences for the seeds where the shuffled-reward control beat SFT: that gain is not the
     rewards' doing."""
@@ -206,6 +229,17 @@ def check_targets(summary: dict[str, Any], config: DemoConfig) -> list[dict[str,
     if "hpl_shuffled" in models:
         add("95% interval of HPL's mean rho gain over the shuffled control (lower end)",
             None if ci is None else ci[0], None if ci is None else ci[0] > 0, "> 0")
+    calibration = summary.get("calibration") or {}
+    if calibration.get("nominal") is not None:
+        nominal = calibration["nominal"]
+        value = calibration["hpl"]["coverage"]["mean"]
+        add(f"test coverage of HPL's {100 * nominal:g}% score interval", value,
+            None if value is None else abs(value - nominal) <= t.coverage_tolerance,
+            f"{nominal:g} +/- {t.coverage_tolerance:g}")
+        width, oracle = calibration["hpl"]["width"]["mean"], calibration["difficulty_oracle"]["width"]["mean"]
+        add("mean interval width below the calibrated difficulty oracle's", width,
+            None if width is None or oracle is None else width < oracle,
+            f"< {oracle:.3g}" if oracle is not None else "< oracle")
     if "sft_all_labels" in models:
         share = summary["gap_recovered"]["mean"]
         add("share of the rho gap SFT -> SFT with every label that HPL recovers", share,
@@ -236,6 +270,7 @@ def summarise(runs: Sequence[Any], config: DemoConfig) -> dict[str, Any]:
         "bootstrap_vs_shuffled": paired_bootstrap(runs, "hpl", "hpl_shuffled",
                                                   resamples=config.evaluation.bootstrap_resamples),
         "control_notes": control_notes(runs),
+        "calibration": calibration_summary(runs),
     }
     summary["targets"] = check_targets(summary, config)
     return summary
