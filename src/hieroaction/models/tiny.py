@@ -39,7 +39,10 @@ def _sizes() -> dict[str, Any]:
 @dataclass(frozen=True)
 class TinySpec:
     """One family at one size: config fields of the text and vision towers, the BPE vocabulary
-    target and the pixel budgets of the saved video processor."""
+    target and the pixel budgets of the saved video processor. ``embedding_rows``: at least this
+    many embedding rows (a released vocabulary size; default: the tokenizer's size rounded up to
+    64); ``tie_word_embeddings``: the output head shares the embedding, as small released
+    checkpoints do."""
 
     family: ModelFamily
     size: str
@@ -48,6 +51,8 @@ class TinySpec:
     vision: dict[str, Any]
     min_pixels: int
     max_pixels: int
+    embedding_rows: int = 0
+    tie_word_embeddings: bool = False
 
 
 def tiny_spec(family: str | ModelFamily, size: str = "tiny") -> TinySpec:
@@ -68,6 +73,8 @@ def tiny_spec(family: str | ModelFamily, size: str = "tiny") -> TinySpec:
         vision=dict(arch["vision"]),
         min_pixels=int(arch["video"]["min_pixels"]),
         max_pixels=int(arch["video"]["max_pixels"]),
+        embedding_rows=int(arch.get("embedding_rows", 0)),
+        tie_word_embeddings=bool(arch.get("tie_word_embeddings", False)),
     )
 
 
@@ -77,7 +84,8 @@ def tiny_config(spec: TinySpec, tokenizer: Any) -> Any:
     ids = {t: tokenizer.convert_tokens_to_ids(t) for t in fam.special_tokens}
     eos_ids = [ids.get(t, tokenizer.convert_tokens_to_ids(t)) for t in fam.eos_tokens]
     pad_id = ids[fam.pad_token]
-    vocab_size = -(-len(tokenizer) // _VOCAB_MULTIPLE) * _VOCAB_MULTIPLE
+    # every token id is below len(tokenizer); rows past it are never produced by text
+    vocab_size = max(-(-len(tokenizer) // _VOCAB_MULTIPLE) * _VOCAB_MULTIPLE, spec.embedding_rows)
 
     text = dict(spec.text)
     mrope_section = text.pop("mrope_section")
@@ -107,7 +115,7 @@ def tiny_config(spec: TinySpec, tokenizer: Any) -> Any:
         video_token_id=ids["<|video_pad|>"],
         vision_start_token_id=ids["<|vision_start|>"],
         vision_end_token_id=ids["<|vision_end|>"],
-        tie_word_embeddings=False,
+        tie_word_embeddings=spec.tie_word_embeddings,
     )
     return config
 
@@ -124,7 +132,9 @@ def build_tiny(
     Args:
         family: ``qwen2_5_vl`` or ``qwen3_vl``.
         out_dir: folder to write (created; must be empty unless ``overwrite``).
-        size: ``tiny`` (tests and the CPU demo, 0.45 M parameters), ``medium`` (1.4 M) or ``small`` (about 10 M).
+        size: ``tiny`` (tests and the CPU demo, 0.45 M parameters), ``medium`` (1.4 M), ``small``
+            (about 10 M) or ``real3b_2layer`` (Qwen2.5-VL-3B's widths and 151,936-row vocabulary,
+            2 layers per tower, about 0.54 B; Qwen2.5-VL only).
         seed: seeds the weight initialisation (the tokenizer does not depend on it).
         overwrite: replace the contents of a non-empty ``out_dir``.
 
