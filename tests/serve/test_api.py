@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from tests.serve.client import post_form, request, require_serve_extra, upload_files
+from tests.serve.client import post_form, read_answer, request, require_serve_extra, upload_files, wait_until
 
 require_serve_extra()
 
@@ -24,7 +24,7 @@ def server(start_server):
 def test_health_info_and_the_openapi_description(server):
     health = request(server, "GET", "/api/health")
     assert health.status == 200 and health.json()["status"] == "ok"
-    assert health.json()["queue"]["capacity"] == 4
+    assert health.json()["queue"]["capacity"] == 16 and health.json()["uploads"]["capacity"] == 8
     info = request(server, "GET", "/api/info").json()
     assert info["max_upload_bytes"] == LIMIT_MB * 1024 * 1024 and "synth" in info["domains"]
     assert len(info["examples"]) == 1 and info["examples"][0]["thumbnail"].startswith("data:image/jpeg;base64,")
@@ -69,17 +69,6 @@ def test_a_video_named_txt_is_accepted_with_the_servers_domain(server, clips):
     assert answer.status == 200 and answer.json()["domain"] == "synth"
 
 
-def _read_answer(sock: socket.socket, timeout: float = 10.0) -> bytes:
-    sock.settimeout(timeout)
-    data = b""
-    while b"\r\n\r\n" not in data:
-        piece = sock.recv(65536)
-        if not piece:
-            break
-        data += piece
-    return data
-
-
 def test_an_oversized_declared_body_is_refused_before_any_of_it_is_sent(server):
     with socket.create_connection((server.host, server.port)) as sock:
         sock.sendall(
@@ -87,7 +76,7 @@ def test_an_oversized_declared_body_is_refused_before_any_of_it_is_sent(server):
             b"Content-Type: multipart/form-data; boundary=xyz\r\n"
             b"Content-Length: 2000000000\r\n\r\n"
         )
-        head = _read_answer(sock)  # answered without one byte of the body
+        head = read_answer(sock)  # answered without one byte of the body
     assert head.startswith(b"HTTP/1.1 413"), head
     assert upload_files(server) == []
 
@@ -121,7 +110,7 @@ def test_an_oversized_streamed_body_is_refused_before_it_is_read_in_full(server,
                 sent += len(piece)
         except OSError:
             pass  # the server may close while we send; its answer is already on its way
-        head = _read_answer(sock)
+        head = read_answer(sock)
     assert head.startswith(b"HTTP/1.1 413"), head
     # the client had sent about the limit plus what the socket buffers hold, not the body
     assert sent < total / 2
@@ -171,6 +160,8 @@ def test_a_queued_example_job_is_followed_and_downloaded(server):
     assert queued.status == 202
     job = queued.json()
     assert job["state"] in ("queued", "running", "done") and job["name"] == example["name"]
+    assert queued.headers["location"] == job["url"] == f"/api/jobs/{job['id']}"
+    assert isinstance(job["position"], int) and job["position"] >= 0
     done = _wait_for(server, job["id"])
     assert done["state"] == "done" and done["domain"] == "synth"
     assert done["truth"]["action"] == example["action"] and done["truth"]["score"] == example["score"]
@@ -194,7 +185,8 @@ def test_a_failed_upload_job_reports_its_reason(server, corrupt_mp4):
 
 
 def test_unknown_jobs_and_files_are_not_found(server):
-    assert request(server, "GET", "/api/jobs/nope").status == 404
+    unknown = request(server, "GET", "/api/jobs/nope")
+    assert unknown.status == 404 and "no such job" in unknown.json()["detail"]
     assert request(server, "GET", "/api/jobs/nope/report.html").status == 404
     for path in ("/static/../app.py", "/static/index.html", "/static/config.py", "/uploads", "/api/uploads"):
         assert request(server, "GET", path).status == 404, path
@@ -207,20 +199,6 @@ def test_the_page_loads_only_its_own_files(server):
     assert page.headers["x-content-type-options"] == "nosniff"
     assert request(server, "GET", "/static/app.js").headers["content-type"].startswith("text/javascript")
     assert request(server, "GET", "/static/style.css").status == 200
-
-
-def test_a_full_queue_answers_429_with_retry_after_before_reading_the_upload(server, clips):
-    queue = server.app.state.service.queue
-    held = [queue.reserve() for _ in range(queue.capacity)]  # four uploads in progress
-    try:
-        answer = post_form(server, "/api/assess", files={"video": ("a.mp4", clips[0].read_bytes())})
-        assert answer.status == 429
-        assert int(answer.headers["retry-after"]) >= 1 and "busy" in answer.json()["detail"]
-        assert request(server, "GET", "/api/health").json()["queue"]["held"] == queue.capacity
-    finally:
-        for reservation in held:
-            reservation.release()
-    assert post_form(server, "/api/assess", files={"video": ("a.mp4", clips[0].read_bytes())}).status == 200
 
 
 def test_an_assessment_over_the_time_limit_is_answered_504(server, start_server, assessor, clips):
@@ -243,10 +221,25 @@ def test_an_upload_that_takes_too_long_is_answered_408(start_server):
                 b'--xyz\r\nContent-Disposition: form-data; name="video"; filename="a.mp4"\r\n\r\n'
                 b"\x00\x00\x00\x18ftypmp42"
             )
-            head = _read_answer(sock)  # ... and then nothing more
+            head = read_answer(sock)  # ... and then nothing more
         assert head.startswith(b"HTTP/1.1 408"), head
         assert upload_files(server) == []
         assert request(server, "GET", "/api/health").json()["queue"]["held"] == 0
+
+
+def test_a_finished_job_is_dropped_after_its_time(start_server):
+    with start_server(result_ttl_s=0.2) as server:
+        example = request(server, "GET", "/api/info").json()["examples"][0]
+        job = post_form(server, "/api/jobs", {"example": example["id"]}).json()
+        done = _wait_for(server, job["id"])
+        assert done["state"] == "done"
+        service = server.app.state.service
+        finished = service.queue.get(job["id"])  # None when its time has passed already
+        # once the result is older than result_ttl_s it is gone (404), not merely hidden
+        wait_until(lambda: finished is None or time.monotonic() - finished.finished > 0.2,
+                   what="the result's time to pass")
+        assert request(server, "GET", job["url"]).status == 404
+        assert request(server, "GET", f"{job['url']}/result.json").status == 404
 
 
 def test_the_server_removes_its_private_folders_when_it_stops(start_server):

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.serve.client import request, require_serve_extra, upload_files
+from tests.serve.client import GatedAssessor, post_form, request, require_serve_extra, upload_files
 
 require_serve_extra()
 
@@ -139,6 +139,29 @@ def test_an_example_shows_the_truth_next_to_the_answer_and_the_screenshot_is_tak
     if target:
         Path(target).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(shot, target)
+
+
+def test_a_job_waiting_in_line_shows_its_place_then_its_result(page, start_server, assessor):
+    """The page submits a job and follows its URL: while another job holds the model it shows
+    its place in line, then the result once its turn has come."""
+    gated = GatedAssessor(assessor)
+    with start_server(gated, examples=1) as server:
+        example = request(server, "GET", "/api/info").json()["examples"][0]
+        ahead = post_form(server, "/api/jobs", {"example": example["id"]})
+        assert ahead.status == 202 and gated.entered.acquire(timeout=60)  # it holds the model
+        _open(page, server)
+        page.click(f".example[data-id='{example['id']}']")
+        page.click("#assess")
+        page.wait_for_function(
+            "() => document.getElementById('status').textContent.startsWith('Place 2 in line')", timeout=WAIT_MS
+        )
+        assert "1 video ahead" in page.inner_text("#status") and page.is_hidden("#result")
+        gated.gate.set()
+        page.wait_for_selector("#result:not([hidden])", timeout=WAIT_MS)
+        assert page.inner_text("#status").startswith("Done in")
+        assert page.inner_text("#true-action") == example["action"]
+        assert len(gated.order) == 2  # the one ahead, then the page's
+        assert page.console_errors == []
 
 
 def test_a_refused_upload_shows_the_servers_reason(page, server, text_mp4):

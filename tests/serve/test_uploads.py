@@ -1,4 +1,5 @@
-"""Receiving uploads: the private folder, the streaming size limit, the content check."""
+"""Receiving uploads: the private folder, the streaming size limit, the content check, the
+upload slots and the minimum upload rate."""
 
 from __future__ import annotations
 
@@ -12,13 +13,17 @@ import av
 import numpy as np
 import pytest
 
+from hieroaction.serve.jobs import Busy
 from hieroaction.serve.uploads import (
     HEAD_BYTES,
     Refused,
     UploadFolder,
     UploadLimits,
+    UploadPace,
+    UploadSlots,
     check_declared_length,
     display_name,
+    paced,
     probe_video,
     read_form,
     sniff_format,
@@ -218,3 +223,88 @@ def test_two_videos_or_an_overlong_field_are_refused(folder, clips):
     error, _ = read_refused(body, ctype, folder, UploadLimits(len(data), MP4_ONLY))
     assert error.status == 422 and "'domain'" in str(error)
     assert folder.files() == []
+
+
+class Clock:
+    """A monotonic clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_the_minimum_rate_is_owed_only_after_the_grace_period():
+    clock = Clock()
+    pace = UploadPace(min_rate=1000, grace_s=5, clock=clock)
+    assert pace.time_left() == 5  # nothing owed during the grace period
+    clock.now += 4
+    assert pace.time_left() == pytest.approx(1)
+    pace.add(3000)  # 3000 bytes buy 3 s more
+    assert pace.time_left() == pytest.approx(4)
+    clock.now += 5
+    assert pace.time_left() < 0  # 3000 bytes in 9 s: under 1000 bytes/s past the first 5 s
+    refusal = pace.too_slow()
+    assert refusal.status == 408 and "3,000 bytes in 9.0 s" in str(refusal) and "1,000 bytes/s" in str(refusal)
+    assert UploadPace(min_rate=0, grace_s=5, clock=clock).time_left() is None  # 0: no minimum
+
+
+def test_a_trickling_body_is_cut_and_its_partial_file_deleted(folder, clips):
+    """A body that starts well and then sends a byte now and then is cut with 408 once it falls
+    under the rate (grace 0.1 s, 2000 bytes/s), while it is still sending; nothing is kept."""
+    body, ctype = multipart({"domain": "synth"}, {"video": ("a.mp4", clips[0].read_bytes())})
+    sent: list[int] = []
+
+    async def trickle() -> AsyncIterator[bytes]:
+        yield body[:600]  # the head, the video's first bytes: its file is open now
+        for i in range(600, len(body)):
+            sent.append(1)
+            await asyncio.sleep(0.05)  # 20 bytes/s
+            yield body[i:i + 1]
+
+    limits = UploadLimits(10 * 1024 * 1024, MP4_ONLY)
+    pace = UploadPace(min_rate=2000, grace_s=0.1)
+    with pytest.raises(Refused) as info:
+        asyncio.run(read_form(ctype, paced(trickle(), pace), folder, limits))
+    assert info.value.status == 408 and "too slow" in str(info.value)
+    assert len(sent) < len(body) - 600 and folder.files() == []
+
+
+def test_a_body_that_stops_sending_is_cut_without_another_byte(folder):
+    """The cut does not wait for the next chunk: a connection that goes silent is cut too."""
+
+    async def silent() -> AsyncIterator[bytes]:
+        yield b"--xyz\r\nContent-Disposition: form-data; name=\"video\"; filename=\"a.mp4\"\r\n\r\n"
+        yield b"\x00\x00\x00\x18ftypmp42"
+        await asyncio.Event().wait()  # never sends again
+        yield b""
+
+    limits = UploadLimits(1024 * 1024, MP4_ONLY)
+    with pytest.raises(Refused) as info:
+        asyncio.run(read_form("multipart/form-data; boundary=xyz", paced(silent(), UploadPace(1000, 0.05)), folder, limits))
+    assert info.value.status == 408 and folder.files() == []
+
+
+def test_a_body_at_a_good_rate_passes_untouched(folder, clips):
+    body, ctype = multipart({"domain": "synth"}, {"video": ("a.mp4", clips[0].read_bytes())})
+    consumed: list[int] = []
+    pace = UploadPace(min_rate=1, grace_s=60)
+    form = asyncio.run(read_form(ctype, paced(_chunks(body, 4096, consumed), pace), folder, UploadLimits(10**7, MP4_ONLY)))
+    assert form.video is not None and form.video.path.read_bytes() == clips[0].read_bytes()
+    assert pace.received == len(body)
+
+
+def test_upload_slots_are_bounded_and_given_back():
+    slots = UploadSlots(2)
+    first, second = slots.take(), slots.take()
+    assert slots.active == 2 and slots.stats()["capacity"] == 2
+    with pytest.raises(Busy) as info:
+        slots.take()
+    assert info.value.retry_after >= 1 and "uploads" in str(info.value)
+    first.release()
+    first.release()  # idempotent
+    with slots.take():
+        assert slots.active == 2
+    second.release()
+    assert slots.active == 0 and slots.stats()["mean_s"] is not None

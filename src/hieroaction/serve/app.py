@@ -6,16 +6,22 @@ uvicorn (what ``hieroaction serve`` does) and :class:`BackgroundServer` runs it 
 
 - ``GET /``: the page (upload or pick an example, choose the domain, follow the progress,
   read the assessment, download JSON or the HTML report);
-- ``POST /api/assess``: multipart ``video`` (+ optional ``domain``) -> the assessment as JSON,
-  answered when done;
-- ``POST /api/jobs``: the same form (or ``example`` instead of ``video``) -> 202 and a job id;
-  ``GET /api/jobs/{id}`` its state and, when done, its result; ``.../result.json``,
+- ``POST /api/jobs``: multipart ``video`` (+ optional ``domain``), or ``example`` instead of
+  ``video`` -> 202 with the job's URL (``Location``), id and place in line;
+  ``GET /api/jobs/{id}`` its state, place and, when done, its result; ``.../result.json``,
   ``.../report.html`` and ``.../timeline.svg`` its downloads;
+- ``POST /api/assess``: the same form -> the assessment as JSON, answered when done (a job
+  like any other, waited for);
 - ``GET /api/health``, ``GET /api/info`` (limits, domains, examples), ``GET /openapi.json``.
 
 Every refusal is JSON ``{"detail": "<one sentence>"}`` with its status: 413 too large, 415 not
-an accepted video, 422 a bad field or an undecodable video, 408 an upload that took too long,
-429 busy (with ``Retry-After``), 504 an assessment over the time limit.
+an accepted video, 422 a bad field or an undecodable video, 408 an upload that took too long or
+fell below the minimum rate, 429 busy (with ``Retry-After`` from the queue's state), 504 an
+assessment over the time limit.
+
+Uploads are received apart from the job queue (:class:`~hieroaction.serve.uploads.UploadSlots`):
+a slow upload holds an upload slot, for a bounded time, never a place in line; the jobs are
+assessed first come, first served by one worker (:class:`~hieroaction.serve.jobs.JobQueue`).
 """
 
 from __future__ import annotations
@@ -41,14 +47,17 @@ from hieroaction.domains import builtin_domain_names, get_domain
 from hieroaction.errors import ConfigError, HieroActionError, VideoError
 from hieroaction.serve.config import ServeConfig, check_settings
 from hieroaction.serve.examples import ExampleSet
-from hieroaction.serve.jobs import Busy, Job, JobQueue, Reservation
+from hieroaction.serve.jobs import Busy, Job, JobQueue
 from hieroaction.serve.uploads import (
     VIDEO_FIELD,
     Refused,
     UploadFolder,
     UploadForm,
     UploadLimits,
+    UploadPace,
+    UploadSlots,
     check_declared_length,
+    paced,
     probe_video,
     read_form,
     remove_quietly,
@@ -113,11 +122,14 @@ def _error_doc(text: str) -> dict[str, Any]:
 
 
 _REFUSALS = {
-    408: _error_doc("the upload took longer than the upload time limit"),
+    408: _error_doc("the upload took longer than the upload time limit, or fell below the minimum upload rate"),
     413: _error_doc("the body is larger than the upload limit (answered before it is read in full)"),
     415: _error_doc("not multipart/form-data, or the file is not an accepted video (checked by content)"),
     422: _error_doc("a missing or bad field, an unknown domain, or a video that cannot be decoded"),
-    429: _error_doc("the server holds as many videos as it may; retry after the Retry-After seconds"),
+    429: _error_doc(
+        "the job queue (or the upload slots) are full; retry after the Retry-After seconds, "
+        "estimated from the jobs ahead and the measured time of one"
+    ),
     504: _error_doc("the assessment took longer than the processing time limit"),
 }
 
@@ -133,8 +145,8 @@ class Outcome:
 
 
 class Service:
-    """What the app holds while it runs: the shared assessor, the queue and its one worker,
-    the private upload folder and the bundled examples.
+    """What the app holds while it runs: the shared assessor, the job queue and its one worker,
+    the upload slots, the private upload folder and the bundled examples.
 
     Args:
         assessor: the loaded model, used by the worker thread only.
@@ -149,6 +161,7 @@ class Service:
             self._assess, config.queue_size, keep=config.results_kept, ttl_s=config.result_ttl_s,
             on_discard=self._discard,
         )
+        self.upload_slots = UploadSlots(config.max_uploads)
         self.uploads: UploadFolder | None = None
         self.examples: ExampleSet | None = None
         self.started = time.monotonic()
@@ -221,24 +234,27 @@ class Service:
         probe_video(form.video.path, form.video.format, form.video.name, self.max_frame_pixels)
         return Job(name=form.video.name, path=form.video.path, domain=domain)
 
-    async def receive(self, request: Request) -> tuple[Reservation, Job]:
-        """Take a place in the queue, then read and check the upload into a job.
+    async def receive(self, request: Request) -> Job:
+        """Read and check an upload into a job, in one of the upload slots (not in the queue).
 
-        The place is taken first, so a busy server refuses before reading the body; it is given
-        back if the upload is refused.
+        A full queue refuses before the body is read (429); so do full upload slots. The upload
+        must arrive within ``upload_timeout_s`` and keep up ``min_upload_bytes_per_second``
+        after ``upload_grace_s`` (else 408, the partial file deleted). The job is not queued
+        yet: :meth:`enqueue` does that.
         """
         import anyio
         from starlette.concurrency import run_in_threadpool
         from starlette.requests import ClientDisconnect
 
         assert self.uploads is not None
-        reservation = self.queue.reserve()
-        try:
+        self.queue.check_room()
+        with self.upload_slots.take():
             check_declared_length(request.headers, self.limits)
+            pace = UploadPace(self.config.min_upload_bytes_per_second, self.config.upload_grace_s)
             try:
                 with anyio.fail_after(self.config.upload_timeout_s):
                     form = await read_form(
-                        request.headers.get("content-type"), request.stream(), self.uploads, self.limits
+                        request.headers.get("content-type"), paced(request.stream(), pace), self.uploads, self.limits
                     )
             except TimeoutError:
                 raise Refused(
@@ -246,11 +262,17 @@ class Service:
                 ) from None
             except ClientDisconnect:
                 raise Refused(400, "the client went away before the upload was complete") from None
-            job = await run_in_threadpool(self.make_job, form)
-        except BaseException:
-            reservation.release()
+            # the probe still counts as receiving: at most max_uploads files are being checked
+            return await run_in_threadpool(self.make_job, form)
+
+    def enqueue(self, job: Job, remember: bool = True) -> Job:
+        """Put a received job at the back of the line; when the queue filled up while it was
+        being uploaded, its file is deleted and :class:`Busy` raised (429)."""
+        try:
+            return self.queue.submit(job, remember=remember)
+        except Busy:
+            self._discard(job)
             raise
-        return reservation, job
 
     # -- the worker ---------------------------------------------------------------------------
 
@@ -394,6 +416,7 @@ def create_app(assessor: Any, config: ServeConfig | None = None) -> FastAPI:
             "model": service.model_name,
             "device": str(getattr(assessor, "device", "")),
             "queue": service.queue.stats(),
+            "uploads": service.upload_slots.stats(),
             "uptime_s": round(time.monotonic() - service.started, 1),
         }
 
@@ -411,6 +434,8 @@ def create_app(assessor: Any, config: ServeConfig | None = None) -> FastAPI:
             "file_accept": file_picker_accept(config.accepted_formats),
             "timeout_s": config.timeout_s,
             "queue_size": config.queue_size,
+            "max_uploads": config.max_uploads,
+            "min_upload_bytes_per_second": config.min_upload_bytes_per_second,
             "examples": service.examples.describe() if service.examples else [],
         }
 
@@ -430,8 +455,7 @@ def create_app(assessor: Any, config: ServeConfig | None = None) -> FastAPI:
         responses=_REFUSALS,
     )
     async def assess(request: Request) -> JSONResponse:
-        reservation, job = await service.receive(request)
-        service.queue.submit(reservation, job, remember=False)
+        job = service.enqueue(await service.receive(request), remember=False)
         await asyncio.wrap_future(job.future)
         if job.failure is not None:
             raise Refused(job.failure.status, job.failure.message)
@@ -440,15 +464,19 @@ def create_app(assessor: Any, config: ServeConfig | None = None) -> FastAPI:
     @app.post(
         "/api/jobs",
         status_code=202,
-        summary="Queue a video (or a bundled example) and answer at once with a job id",
-        description="The same form as /api/assess, or `example` instead of `video`; poll GET /api/jobs/{id}.",
+        summary="Queue a video (or a bundled example) and answer at once with the job's URL",
+        description=(
+            "The same form as /api/assess, or `example` instead of `video`. Answers 202 once the "
+            "upload is received and checked, with the job's URL (`Location` header and `url`), "
+            "its `id`, `state` and `position` (jobs ahead of it); poll GET /api/jobs/{id} until "
+            "`state` is `done` or `failed`. Jobs are assessed in the order they arrive."
+        ),
         openapi_extra=_MULTIPART_SCHEMA,
         responses=_REFUSALS,
     )
     async def submit(request: Request) -> JSONResponse:
-        reservation, job = await service.receive(request)
-        service.queue.submit(reservation, job)
-        return JSONResponse(_job_status(service, job), status_code=202)
+        job = service.enqueue(await service.receive(request))
+        return JSONResponse(_job_status(service, job), status_code=202, headers={"Location": _job_url(job)})
 
     def _job(job_id: str) -> Job:
         job = service.queue.get(job_id)
@@ -495,15 +523,22 @@ def create_app(assessor: Any, config: ServeConfig | None = None) -> FastAPI:
     return app
 
 
+def _job_url(job: Job) -> str:
+    return f"/api/jobs/{job.id}"
+
+
 def _job_status(service: Service, job: Job) -> dict[str, Any]:
     now = time.monotonic()
+    wait = service.queue.wait_estimate(job)
     out: dict[str, Any] = {
         "id": job.id,
+        "url": _job_url(job),
         "name": job.name,
         "domain": job.domain,
         "example": job.example,
         "state": job.state,
         "position": service.queue.position(job),
+        "wait_s": None if wait is None else round(wait, 1),
         "elapsed_s": round((job.finished or now) - (job.started or now), 2),
         "expected_s": service.queue.mean_seconds(),
         "error": None,
@@ -513,7 +548,7 @@ def _job_status(service: Service, job: Job) -> dict[str, Any]:
     if job.failure is not None:
         out["error"] = {"status": job.failure.status, "message": job.failure.message}
     if job.outcome is not None:
-        base = f"/api/jobs/{job.id}"
+        base = _job_url(job)
         out["result"] = job.outcome.data
         out["truth"] = job.outcome.truth
         out["links"] = {

@@ -44,12 +44,21 @@ class ServeConfig:
             default all of them (what ``hieroaction assess`` reads, the server accepts).
         timeout_s: longest time one assessment may run; generation is stopped at this limit
             and the request answered 504.
-        upload_timeout_s: longest time a client may take to send its upload (answered 408), so
-            a slow client cannot hold a place in the queue.
-        queue_size: videos the server holds at once: being uploaded, waiting and being
-            assessed. One more is answered 429 with a Retry-After header.
-        results_kept: finished jobs whose results the page can still fetch (oldest dropped).
-        result_ttl_s: seconds a finished job's result is kept.
+        upload_timeout_s: longest time a client may take to send its upload (answered 408).
+        min_upload_bytes_per_second: the slowest upload accepted: after ``upload_grace_s``, an
+            upload must have sent this many bytes for every second past the grace period (an
+            average, as Apache's ``MinRate``); a slower one is cut with 408 and its partial
+            file deleted (0: no minimum).
+        upload_grace_s: seconds at the start of an upload during which any rate is accepted.
+        max_uploads: uploads received at once. Uploads are received apart from the job
+            queue: a client still sending holds one of these slots, never a place in the
+            queue. One more is answered 429 with a Retry-After header.
+        queue_size: jobs the server holds at once, waiting in line or being assessed (a job
+            enters once its upload is complete and checked); they are assessed in the order
+            they arrived. One more is answered 429 with a Retry-After header from the queue's
+            state (the jobs ahead times the measured mean time of one).
+        results_kept: finished jobs whose results can still be fetched (oldest dropped).
+        result_ttl_s: seconds a finished job's result is kept; then it is dropped (404).
         examples: bundled synthetic example clips generated at start-up (0: none).
         examples_seed: seed of those clips (the same seed gives the same clips).
         upload_dir: folder in which the private (0700) upload folder is made (default: the
@@ -64,7 +73,10 @@ class ServeConfig:
     accepted_formats: list[str] = field(default_factory=lambda: list(KNOWN_FORMATS))
     timeout_s: float = 300.0
     upload_timeout_s: float = 120.0
-    queue_size: int = 4
+    min_upload_bytes_per_second: float = 16384.0
+    upload_grace_s: float = 10.0
+    max_uploads: int = 8
+    queue_size: int = 16
     results_kept: int = 32
     result_ttl_s: float = 3600.0
     examples: int = 3
@@ -80,7 +92,11 @@ class ServeConfig:
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0):
                 raise ConfigError(f"{name} must be a positive number, got {value}")
-        for name in ("queue_size", "results_kept"):
+        for name in ("min_upload_bytes_per_second", "upload_grace_s"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= 0):
+                raise ConfigError(f"{name} must be a number >= 0, got {value}")
+        for name in ("queue_size", "max_uploads", "results_kept"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.examples < 0:

@@ -12,6 +12,11 @@
   frames of gigabytes), then decodes one frame on one thread, so a file that only starts like a
   video, or whose frames are too large, is refused (422) before it takes a place in front of the
   model.
+- :class:`UploadSlots` and :class:`UploadPace`: uploads are received apart from the job queue,
+  at most so many at once (one more is answered 429), and each must keep up a minimum rate
+  after a grace period (:func:`paced`: a slower one is cut with 408 and its partial file
+  deleted), so a client trickling bytes holds an upload slot for a bounded time and never a
+  place in front of the model.
 """
 
 from __future__ import annotations
@@ -21,6 +26,8 @@ import re
 import secrets
 import shutil
 import tempfile
+import threading
+import time
 import unicodedata
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -28,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from hieroaction.errors import HieroActionError
+from hieroaction.serve.jobs import Busy, retry_after
 from hieroaction.video import formats
 
 # The containers, their magic numbers and FFmpeg demuxers are the one list of
@@ -45,6 +53,10 @@ MAX_FIELD_BYTES = 256
 # Text fields the forms read; any other field is skipped (its bytes still count to the limit).
 TEXT_FIELDS = ("domain", "example")
 VIDEO_FIELD = "video"
+
+# Weight of the newest upload in the running mean of upload durations (Retry-After).
+_UPLOAD_SMOOTHING = 0.3
+
 
 class Refused(HieroActionError):
     """A request the server refuses (a bad upload, an unknown job), with the HTTP status that
@@ -269,6 +281,145 @@ class _FormSink:
         remove_quietly(self._path)
         self._path = None
         self.form.video = None
+
+
+class UploadSlots:
+    """At most ``capacity`` uploads received at once, apart from the job queue.
+
+    :meth:`take` gives a slot for one upload (a context manager that gives it back), or raises
+    :class:`~hieroaction.serve.jobs.Busy` when every slot is in use, with a ``Retry-After``
+    of the measured mean upload time less what the oldest upload in progress has already
+    spent (:func:`~hieroaction.serve.jobs.retry_after` of one upload ahead).
+    """
+
+    def __init__(self, capacity: int) -> None:
+        if capacity < 1:
+            raise ValueError("capacity must be at least 1")
+        self.capacity = capacity
+        self._lock = threading.Lock()
+        self._started: dict[int, float] = {}  # slot number -> when its upload began
+        self._numbers = 0
+        self._mean_s: float | None = None
+
+    @property
+    def active(self) -> int:
+        """Uploads being received now."""
+        with self._lock:
+            return len(self._started)
+
+    def stats(self) -> dict[str, Any]:
+        """Counts for the health endpoint."""
+        with self._lock:
+            mean = None if self._mean_s is None else round(self._mean_s, 3)
+            return {"capacity": self.capacity, "active": len(self._started), "mean_s": mean}
+
+    def take(self) -> _UploadSlot:
+        """A slot for one upload, or :class:`~hieroaction.serve.jobs.Busy`."""
+        now = time.monotonic()
+        with self._lock:
+            if len(self._started) >= self.capacity:
+                oldest = now - min(self._started.values())
+                raise Busy(
+                    f"the server is receiving as many uploads as it may ({self.capacity}); try again shortly",
+                    retry_after(1, self._mean_s if self._mean_s is not None else 1.0, oldest),
+                )
+            self._numbers += 1
+            number = self._numbers
+            self._started[number] = now
+        return _UploadSlot(self, number)
+
+    def _give_back(self, number: int) -> None:
+        with self._lock:
+            began = self._started.pop(number, None)
+            if began is None:
+                return
+            took = time.monotonic() - began
+            self._mean_s = took if self._mean_s is None else (
+                (1 - _UPLOAD_SMOOTHING) * self._mean_s + _UPLOAD_SMOOTHING * took
+            )
+
+
+class _UploadSlot:
+    """One upload's slot; leaving the ``with`` block (or :meth:`release`) gives it back."""
+
+    def __init__(self, owner: UploadSlots, number: int) -> None:
+        self._owner = owner
+        self._number = number
+
+    def release(self) -> None:
+        """Give the slot back (idempotent)."""
+        self._owner._give_back(self._number)
+
+    def __enter__(self) -> _UploadSlot:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+class UploadPace:
+    """The minimum rate an upload must keep up (as Apache's ``mod_reqtimeout`` ``MinRate``):
+    after ``grace_s`` seconds, by ``t`` seconds from its start the upload must have sent at
+    least ``min_rate * (t - grace_s)`` bytes; every byte received buys ``1 / min_rate`` more
+    seconds. ``min_rate`` 0: no minimum.
+
+    Args:
+        min_rate: bytes per second.
+        grace_s: seconds at the start during which any rate is accepted (a connection's first
+            round trips, a slow start).
+        clock: monotonic seconds (tests pass a fake one).
+    """
+
+    def __init__(self, min_rate: float, grace_s: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.min_rate = min_rate
+        self.grace_s = grace_s
+        self._clock = clock
+        self.start = clock()
+        self.received = 0
+
+    def add(self, size: int) -> None:
+        """``size`` more bytes arrived."""
+        self.received += size
+
+    def time_left(self) -> float | None:
+        """Seconds within which more bytes must arrive (<= 0: the upload is too slow already);
+        ``None`` when there is no minimum."""
+        if self.min_rate <= 0:
+            return None
+        return self.start + self.grace_s + self.received / self.min_rate - self._clock()
+
+    def too_slow(self) -> Refused:
+        """The 408 refusal of an upload that fell below the minimum rate."""
+        elapsed = self._clock() - self.start
+        return Refused(
+            408,
+            f"the upload was too slow: {self.received:,} bytes in {elapsed:.1f} s, under the "
+            f"minimum of {self.min_rate:,.0f} bytes/s (after the first {self.grace_s:g} s); "
+            "it was stopped",
+        )
+
+
+async def paced(chunks: AsyncIterator[bytes], pace: UploadPace) -> AsyncIterator[bytes]:
+    """``chunks``, each awaited no longer than ``pace`` allows; raises the 408 of
+    :meth:`UploadPace.too_slow` (which :func:`read_form` turns into a deleted partial file)
+    as soon as the upload falls below the minimum rate, even while it sends nothing."""
+    import anyio
+
+    iterator = chunks.__aiter__()
+    while True:
+        left = pace.time_left()
+        try:
+            if left is None:
+                chunk = await iterator.__anext__()
+            else:
+                with anyio.fail_after(max(left, 0.0)):
+                    chunk = await iterator.__anext__()
+        except StopAsyncIteration:
+            return
+        except TimeoutError:
+            raise pace.too_slow() from None
+        pace.add(len(chunk))
+        yield chunk
 
 
 def check_declared_length(headers: Any, limits: UploadLimits) -> None:

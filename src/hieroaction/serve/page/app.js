@@ -1,4 +1,5 @@
-// The page of `hieroaction serve`: upload (or pick an example), follow the job, show the result.
+// The page of `hieroaction serve`: upload (or pick an example) as a job (POST /api/jobs), follow
+// the job's URL (its place in line, then its progress), show the result.
 // Everything the model wrote is put in the page as text (textContent), never as HTML.
 "use strict";
 
@@ -129,7 +130,11 @@ function submit(event) {
   });
   xhr.addEventListener("load", () => {
     const body = xhr.response || {};
-    if (xhr.status === 202) { follow(body); return; }
+    if (xhr.status === 202) {
+      // the job's own URL (Location), polled until it is done
+      follow(body, xhr.getResponseHeader("Location") || body.url);
+      return;
+    }
     let message = body.detail || ("the server answered " + xhr.status);
     const retry = xhr.getResponseHeader("Retry-After");
     if (xhr.status === 429 && retry) message += " (retry in about " + retry + " s)";
@@ -139,9 +144,16 @@ function submit(event) {
   xhr.send(form);
 }
 
-function follow(job) {
+function waitingText(job) {
+  if (job.position <= 0) return "Waiting to start";
+  const ahead = job.position === 1 ? "1 video ahead" : job.position + " videos ahead";
+  const wait = job.wait_s === null || job.wait_s === undefined ? "" : ", about " + Math.max(1, Math.round(job.wait_s)) + " s";
+  return "Place " + (job.position + 1) + " in line: " + ahead + wait + " (first come, first served)";
+}
+
+function follow(job, url) {
   if (job.state === "queued") {
-    setStatus(job.position > 0 ? "Waiting: " + job.position + " video(s) ahead" : "Waiting to start", 30);
+    setStatus(waitingText(job), 30);
   } else if (job.state === "running") {
     const expected = job.expected_s;
     const share = expected ? Math.min(0.95, job.elapsed_s / expected) : null;
@@ -159,10 +171,10 @@ function follow(job) {
   }
   setTimeout(async () => {
     try {
-      const response = await fetch("/api/jobs/" + encodeURIComponent(job.id));
+      const response = await fetch(url);
       const body = await response.json();
       if (!response.ok) { showError(body.detail || "the job was lost"); return; }
-      follow(body);
+      follow(body, url);
     } catch (e) {
       showError("The server stopped answering.");
     }
