@@ -22,13 +22,18 @@ def test_recipes_load_with_the_demo_settings_filled_in(tmp_path):
     assert Path(sft.data.prompt.template).is_file()
     assert Path(sft.data.target.phrases).is_file()
     hpl = hpl_recipe(find_recipe(files.hpl), model=tmp_path / "sft", output_dir=tmp_path / "hpl",
-                     records=sft.data.records, seed=3, max_seconds=42.0)
-    assert hpl.max_seconds == 42.0 and hpl.model == str(tmp_path / "sft")
+                     records=sft.data.records, seed=3, steps=60, validations=2, val_clips=100)
+    assert hpl.max_steps == 60 and hpl.max_seconds is None and hpl.model == str(tmp_path / "sft")
+    # fixed work: validated at the start, at step 30 and at the end, on 100 clips
+    assert hpl.eval_steps == 30 and hpl.eval_samples == 100 and hpl.eval_at_start
+    assert hpl.shuffle_rewards is False and hpl.selection.metric == "spearman"
     # HPL samples answers to exactly the prompt and frames SFT trained on
     assert hpl.data.frames == sft.data.frames
     assert hpl.data.prompt == sft.data.prompt
     ablation = hpl_recipe(find_recipe(files.ablation), model=tmp_path / "sft", output_dir=tmp_path / "a",
-                          records=sft.data.records, seed=3, max_seconds=42.0)
+                          records=sft.data.records, seed=3, steps=60, validations=2, val_clips=100,
+                          shuffle_rewards=True)
+    assert ablation.shuffle_rewards is True
     assert {k for k, w in ablation.rewards.weights.items() if w > 0} == {"score"}
     assert ablation.rewards.composition.mode == "sum"
     assert {k for k, w in hpl.rewards.weights.items() if w > 0} > {"score", "recognition", "sequence"}

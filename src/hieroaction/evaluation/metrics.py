@@ -16,7 +16,6 @@ import math
 from collections.abc import Callable, Hashable, Mapping, Sequence
 
 import numpy as np
-from scipy import stats as _stats
 
 Segment = tuple[float, float]
 
@@ -28,7 +27,9 @@ def spearman(pred: Sequence[float], true: Sequence[float]) -> float:
         raise ValueError(f"{len(pred)} predictions for {len(true)} true scores")
     if len(pred) < 2 or np.ptp(pred) == 0 or np.ptp(true) == 0:
         return float("nan")
-    return float(_stats.spearmanr(pred, true).statistic)
+    from scipy import stats  # imported here: it costs seconds in every process that imports rewards
+
+    return float(stats.spearmanr(pred, true).statistic)
 
 
 def relative_l2(
