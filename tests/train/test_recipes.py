@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from hieroaction.errors import ConfigError
-from hieroaction.config import read_recipe
+from hieroaction.config import config_to_dict, read_recipe
 from hieroaction.train.sft import load_sft_config, train_sft
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
@@ -32,7 +32,7 @@ def test_recipe_loads_as_written(recipe):
     config = load_sft_config(recipe)
     name = recipe.stem
     if name != "synth_small":
-        size, method = name.split("_")[-2:]
+        size, method = name.removesuffix("_steps").split("_")[-2:]
         assert config.model == f"Qwen/Qwen2.5-VL-{size.upper()}-Instruct"
         assert config.lora.enabled == (method == "lora")
         assert config.output_dir == f"runs/sft/{name}"
@@ -40,8 +40,37 @@ def test_recipe_loads_as_written(recipe):
         assert config.data.frames.factor == 28 and not config.data.frames.clip_budget
         assert config.data.records.startswith(f"data/{name.split('_qwen')[0]}/")
         assert config.gradient_checkpointing
+        # Frames are sampled as evaluate/assess/serve sample them, except in the explicit
+        # step-placement ablation (docs/training.md, "Frame sampling").
+        expected = "steps" if name.endswith("_steps") else "uniform"
+        assert config.data.frames.strategy == expected
     assert config.resume == "auto"
     assert "tensorboard" in config.report_to
+
+
+def test_the_steps_ablation_differs_from_its_recipe_only_in_frame_placement():
+    steps = config_to_dict(load_sft_config(CONFIGS / "sft" / "finediving_qwen2_5_vl_7b_lora_steps.yaml"))
+    plain = config_to_dict(load_sft_config(CONFIGS / "sft" / "finediving_qwen2_5_vl_7b_lora.yaml"))
+    assert steps["data"]["frames"].pop("strategy") == "steps"
+    assert plain["data"]["frames"].pop("strategy") == "uniform"
+    assert steps.pop("output_dir").endswith("_steps")
+    plain.pop("output_dir")
+    assert steps == plain
+
+
+def test_sft_and_hpl_recipes_sample_the_same_frames():
+    # HPL starts from the SFT checkpoint: the same frames keep its prompts like the ones SFT
+    # trained on (and share the frame cache); both are what inference samples.
+    from hieroaction.config import load_config
+    from hieroaction.train.hpl import HPLConfig
+
+    for recipe in RECIPES:
+        if recipe.stem == "synth_small" or recipe.stem.endswith("_steps"):
+            continue
+        hpl = CONFIGS / "hpl" / recipe.name
+        sft_frames = load_sft_config(recipe).data.frames.to_dict()
+        hpl_frames = load_config(HPLConfig, hpl, []).data.frames.to_dict()
+        assert sft_frames == hpl_frames, recipe.stem
 
 
 @pytest.mark.parametrize("recipe", RECIPES, ids=lambda p: p.stem)
@@ -54,7 +83,7 @@ def test_recipe_trains_a_step_with_the_tiny_model(recipe, tiny_models, synth_dat
         "--data.max_train_samples", "2",
         "--data.max_eval_samples", "1",
         "--data.decode_workers", "1",
-        # 3 steps x 2 frames fit the step-aware strategy of the FineDiving recipes.
+        # 3 steps x 2 frames fit the step-aware strategy of the _steps ablation.
         "--data.frames.num_frames", "6",
         "--data.frames.min_pixels", "3136",
         "--data.frames.max_pixels", "3136",
