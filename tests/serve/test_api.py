@@ -8,7 +8,14 @@ import time
 
 import pytest
 
-from tests.serve.client import post_form, read_answer, request, require_serve_extra, upload_files, wait_until
+from tests.serve.client import (
+    post_form,
+    read_answer,
+    request,
+    require_serve_extra,
+    upload_files,
+    wait_until,
+)
 
 require_serve_extra()
 

@@ -16,7 +16,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.serve.client import GatedAssessor, post_form, request, require_serve_extra, upload_files
+from tests.serve.client import (
+    GatedAssessor,
+    post_form,
+    request,
+    require_serve_extra,
+    upload_files,
+)
 
 require_serve_extra()
 

@@ -10,7 +10,14 @@ from pathlib import Path
 import pytest
 
 from hieroaction.errors import ConfigError
-from hieroaction.serve.jobs import FIRST_GUESS_S, Busy, Job, JobQueue, expected_wait, retry_after
+from hieroaction.serve.jobs import (
+    FIRST_GUESS_S,
+    Busy,
+    Job,
+    JobQueue,
+    expected_wait,
+    retry_after,
+)
 from hieroaction.serve.uploads import Refused
 
 
