@@ -59,7 +59,8 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--domain", help="default domain of the prompt (default generic)")
     parser.add_argument("--max-upload-mb", type=float, metavar="N", help="largest upload in MiB (default 200)")
     parser.add_argument("--queue-size", type=int, metavar="N",
-                        help="videos held at once, uploading, waiting or running (default 4); more get 429")
+                        help="jobs held at once, waiting or being assessed (default 16); uploads in "
+                             "progress are not counted (see max_uploads); more get 429")
     parser.add_argument("--timeout", type=float, metavar="S", help="longest assessment in seconds (default 300)")
     parser.add_argument("--examples", type=int, metavar="N", help="bundled synthetic examples (default 3; 0: none)")
     add_max_new_tokens_flag(parser)
