@@ -1,10 +1,11 @@
 """The ``hieroaction`` command line: one subcommand per job, one module per command group.
 
 The command line is the top layer of the package: each module of this package (``data``,
-``demo``, ``model``, ``synth``, ``sar``, ``train``, ``assess``, ``calibrate``, ``evaluate``,
-``serve``) adds one command with a ``register(subparsers)`` function, and each handler calls a
-library function that can be used directly from Python. :mod:`~hieroaction.cli.common` holds
-the argparse helpers they share. No library module imports this package.
+``demo``, ``model``, ``synth``, ``sar``, ``train``, ``plan``, ``assess``, ``calibrate``,
+``evaluate``, ``serve``) adds one command with a ``register(subparsers)`` function, and each
+handler calls a library function that can be used directly from Python.
+:mod:`~hieroaction.cli.common` holds the argparse helpers they share. No library module imports
+this package.
 
 A :class:`~hieroaction.errors.HieroActionError` ends the program with its one-sentence message
 and exit status 2, without a traceback.
@@ -21,7 +22,7 @@ from hieroaction import __version__
 from hieroaction.errors import HieroActionError
 
 # The command groups (modules of this package), in the order of the help text.
-GROUPS = ("demo", "data", "model", "synth", "sar", "train", "assess", "calibrate", "evaluate", "serve")
+GROUPS = ("demo", "data", "model", "synth", "sar", "train", "plan", "assess", "calibrate", "evaluate", "serve")
 
 
 def build_parser(groups: Sequence[str] = GROUPS) -> argparse.ArgumentParser:
