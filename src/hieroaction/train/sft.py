@@ -276,6 +276,20 @@ def _trainer_class() -> type:
     return VideoSFTTrainer
 
 
+def _checkpointing_arguments(arguments_class: Any, enabled: bool) -> dict[str, Any]:
+    """The activation-checkpointing arguments under the name this transformers uses: 5.24
+    renamed ``gradient_checkpointing`` to ``activation_checkpointing`` (the old name is a
+    deprecated alias there); 5.22 and 5.23 know only the old one."""
+    import dataclasses
+
+    names = {f.name for f in dataclasses.fields(arguments_class)}
+    prefix = "activation" if "activation_checkpointing" in names else "gradient"
+    return {
+        f"{prefix}_checkpointing": enabled,
+        f"{prefix}_checkpointing_kwargs": {"use_reentrant": False} if enabled else None,
+    }
+
+
 def training_arguments(plan: SFTPlan) -> Any:
     """transformers ``TrainingArguments`` of the plan (built before the model is loaded, as
     DeepSpeed ZeRO-3 requires)."""
@@ -300,10 +314,9 @@ def training_arguments(plan: SFTPlan) -> Any:
             max_steps=config.max_steps if config.max_steps is not None else -1,
             bf16=plan.precision == "bf16",
             fp16=plan.precision == "fp16",
-            activation_checkpointing=config.gradient_checkpointing,
             # Non-reentrant checkpointing also works when the inputs need no gradient (LoRA, a
             # frozen vision tower).
-            activation_checkpointing_kwargs={"use_reentrant": False} if config.gradient_checkpointing else None,
+            **_checkpointing_arguments(TrainingArguments, config.gradient_checkpointing),
             logging_steps=config.logging_steps,
             logging_first_step=True,
             save_strategy="steps",
