@@ -70,7 +70,9 @@ def test_check_inputs_says_how_to_install_vllm_before_reading_any_data(tmp_path,
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     with pytest.raises(ConfigError, match="needs a CUDA GPU and none is visible"):
         check_inputs(config)
-    # the default backend does not ask for vLLM (it stops at the missing records instead)
+    # the default backend does not ask for vLLM (it stops at the missing records instead; the
+    # folder must look like a checkpoint, or the model is what it stops at)
+    (tmp_path / "config.json").write_text("{}")
     with pytest.raises(ConfigError, match="data.records"):
         check_inputs(load_config(HPLConfig, None, [f"model={tmp_path}"]))
 
