@@ -29,7 +29,7 @@ import json
 import math
 import time
 from collections.abc import Sequence
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -46,6 +46,7 @@ from hieroaction.models.families import IMAGE_TOKEN, VIDEO_TOKEN, VISION_END_TOK
 from hieroaction.rewards import HierarchicalReward, RewardsConfig, parsed, reward_columns
 from hieroaction.rewards.compose import reward_variance_share
 from hieroaction.train import checkpoint as ckpt
+from hieroaction.train import distributed
 from hieroaction.train.objective import (
     LossType,
     group_advantages,
@@ -64,6 +65,7 @@ from hieroaction.models.loading import (
     TrainableParts,
     load_model_and_processor,
     make_trainable,
+    merge_adapter,
     normalise_precision,
     resolve_checkpoint,
     resolve_precision,
@@ -240,10 +242,15 @@ class HPLTrainer:
         self.val_set = self.data[config.data.eval_split] if config.data.eval_split else None
         self.train_records = self.train_set.records
         self.val_records = self.val_set.records if self.val_set is not None else []
-        # cpu=True on a machine without CUDA lets torchrun start a gloo process group (MULTI_CPU)
+        # cpu=True on a machine without CUDA lets torchrun start a gloo process group (MULTI_CPU);
+        # a CPU run launched for DeepSpeed or FSDP gets its gloo group here, and cpu=False (with
+        # cpu=True accelerate would set up neither engine)
+        cpu_group = accelerator is None and distributed.start_cpu_process_group()
         self.accelerator = accelerator or Accelerator(
-            mixed_precision=self._precision(), cpu=not torch.cuda.is_available()
+            mixed_precision=self._precision(), cpu=not torch.cuda.is_available() and not cpu_group
         )
+        # DeepSpeed/FSDP: every process runs the same passes, whole weights are gathered
+        self.engine = distributed.engine_of(self.accelerator)
         self.output_dir = Path(config.output_dir)
         torch.manual_seed(config.seed + self.accelerator.process_index)
         self._load_model()
@@ -272,6 +279,12 @@ class HPLTrainer:
         self.family = self.processor.family
         self.ref_model = None
         if config.beta > 0 and not config.lora.enabled:
+            if self.engine.sharded_parameters:
+                raise ConfigError(
+                    "beta > 0 with full fine-tuning keeps a frozen copy of the model as the KL reference, "
+                    "which DeepSpeed ZeRO-3 and FSDP do not hold whole; use LoRA there (its reference is "
+                    "the model with the adapters switched off), ZeRO-2, or beta 0"
+                )
             # LoRA's reference is the same model with its adapters switched off
             self.ref_model = copy.deepcopy(model).eval().requires_grad_(False)
         model = make_trainable(
@@ -284,7 +297,14 @@ class HPLTrainer:
         scheduler = torch.optim.lr_scheduler.LambdaLR(
             optimizer, lambda s: min(1.0, (s + 1) / (warmup + 1)) if warmup else 1.0
         )
-        self.model, self.optimizer, self.scheduler = self.accelerator.prepare(model, optimizer, scheduler)
+        if self.engine.kind == "deepspeed":
+            distributed.configure_deepspeed(self.accelerator, config.max_grad_norm)
+        # the scheduler is not prepared: accelerate steps a prepared one once per process on
+        # every call, so with N processes warmup would end N times sooner
+        self.model, self.optimizer = self.accelerator.prepare(model, optimizer)
+        self.scheduler = scheduler
+        if self.engine.kind == "fsdp":
+            distributed.fsdp_generate_as_forward(self.accelerator.unwrap_model(self.model))
         if self.ref_model is not None:
             self.ref_model.to(self.accelerator.device)
         tok = self.processor.tokenizer
@@ -398,14 +418,18 @@ class HPLTrainer:
         common = dict(num_return_sequences=n, max_new_tokens=self.config.max_completion_length,
                       suppress_tokens=self.blocked_ids, eos_token_id=self.eos_ids, pad_token_id=self.pad_id,
                       output_scores=True, return_dict_in_generate=True)
+        # ZeRO-3/FSDP: every forward pass gathers weights from all processes, so generate keeps
+        # stepping until every process's sequences are done
+        synced = self.engine.sharded_parameters and self.accelerator.num_processes > 1
         try:
             if greedy:
                 # validation's answers, decoded as `hieroaction assess` decodes them
-                out = policy.generate(**inputs, do_sample=False, temperature=None, top_k=None, top_p=None, **common)
+                out = policy.generate(**inputs, do_sample=False, temperature=None, top_k=None, top_p=None,
+                                      synced_gpus=synced, **common)
             else:
                 generation = _sampling_config(self.config.temperature, common)
                 with _only_generation_config(policy, generation):
-                    out = policy.generate(**inputs, generation_config=generation)
+                    out = policy.generate(**inputs, generation_config=generation, synced_gpus=synced)
         finally:
             policy.train(was_training)
         prompt_len = example.inputs["input_ids"].shape[1]
@@ -615,26 +639,36 @@ class HPLTrainer:
         old: Sequence[torch.Tensor | None],
         num_sequences: float,
         num_tokens: float,
+        weights: Sequence[float] | None = None,
     ) -> dict[str, float]:
-        """One optimizer update over the kept groups: the step's loss, its gradient, a step."""
+        """One optimizer update over the kept groups: the step's loss, its gradient, a step.
+
+        ``weights``: 1 per group, or 0 for a pass that only keeps the processes in lockstep
+        (DeepSpeed/FSDP, :meth:`_lockstep_groups`): its loss is multiplied by 0 and its stats
+        are left out. The gradients are synchronised, and the optimizer steps, once, after
+        the last pass (:func:`hieroaction.train.distributed.backward`).
+        """
+        weights = [1.0] * len(groups) if weights is None else list(weights)
         sums = {"kl": 0.0, "clipped_fraction": 0.0, "ratio_mean": 0.0}
         tokens, loss_value = 0, 0.0
-        # every process runs the same number of backward passes, so DDP's all-reduce matches
+        # DDP: a process may have fewer passes than another; only the last one synchronises
         n_backward = max(len(groups), 1)
         for i in range(n_backward):
-            sync = i == n_backward - 1
-            context = nullcontext() if sync else self.accelerator.no_sync(self.model)
-            with context:
+            last = i == n_backward - 1
+            with distributed.accumulating(self.accelerator, self.model, last):
                 if groups:
                     rollout, advantages = groups[i]
                     loss, stats = self.loss_for_group(rollout, advantages, old[i], num_sequences, num_tokens)
-                    for key in sums:
-                        sums[key] += stats[key] * stats["tokens"]
-                    tokens += stats["tokens"]
+                    if weights[i]:
+                        for key in sums:
+                            sums[key] += stats[key] * stats["tokens"]
+                        tokens += stats["tokens"]
+                    else:
+                        loss = loss * 0.0
                 else:
                     # nothing to learn from: a zero loss that still touches every parameter
                     loss = sum(p.sum() * 0.0 for p in self.model.parameters() if p.requires_grad)
-                self.accelerator.backward(loss)
+                distributed.backward(self.accelerator, self.model, loss, last)
                 loss_value += float(loss.detach())
         grad_norm = self.accelerator.clip_grad_norm_(self.model.parameters(), self.config.max_grad_norm)
         self.optimizer.step()
@@ -661,9 +695,18 @@ class HPLTrainer:
         resampled = 0
         if config.zero_spread == "resample":
             for _ in range(config.max_resample):
-                if not flat.any():
+                todo = torch.nonzero(flat).flatten().tolist()
+                # ZeRO-3/FSDP: generate runs collectives, so every process samples as many
+                # groups as the one with the most to resample (the extra samples are dropped)
+                rounds = (distributed.max_over_processes(self.accelerator, len(todo))
+                          if self.engine.sharded_parameters else len(todo))
+                if not rounds:
                     break
-                for g in torch.nonzero(flat).flatten().tolist():
+                for k in range(rounds):
+                    if k >= len(todo):
+                        self.rollout(rollouts[0].example)
+                        continue
+                    g = todo[k]
                     rollouts[g] = self.rollout(rollouts[g].example)
                     resampled += 1
                 results = self.rewards_for(rollouts)
@@ -673,10 +716,14 @@ class HPLTrainer:
         keep = [g for g in range(len(rollouts)) if not (config.zero_spread != "keep" and flat[g])]
         groups = [(rollouts[g], advantages[g * G : (g + 1) * G]) for g in keep]
         num_sequences, num_tokens = self._step_size([r for r, _ in groups])
+        weights = [1.0] * len(groups)
+        if self.engine.lockstep:
+            groups, weights = self._lockstep_groups(groups, rollouts, advantages, keep)
         # the old policy is fixed before the first update (num_iterations > 1: a no-grad pass)
         old = [self._old_policy(r) for r, _ in groups]
         self.model.train()
-        updates = [self._update(groups, old, num_sequences, num_tokens) for _ in range(config.num_iterations)]
+        updates = [self._update(groups, old, num_sequences, num_tokens, weights)
+                   for _ in range(config.num_iterations)]
         self.scheduler.step()  # once per step, whatever num_iterations is
         self.step += 1
         lengths = [float(r.completion_mask.sum(1).float().mean()) for r in rollouts]
@@ -715,6 +762,27 @@ class HPLTrainer:
         ]
         return {"metrics": metrics, "samples": samples}
 
+    def _lockstep_groups(
+        self,
+        groups: list[tuple[Rollout, torch.Tensor]],
+        rollouts: Sequence[Rollout],
+        advantages: torch.Tensor,
+        keep: Sequence[int],
+    ) -> tuple[list[tuple[Rollout, torch.Tensor]], list[float]]:
+        """The kept groups, padded with this process's skipped groups at weight 0 up to the
+        largest number of kept groups of any process (at least 1).
+
+        Under DeepSpeed ZeRO and FSDP each forward and backward pass runs collectives that
+        must pair up across processes, and with ``zero_spread: skip`` the processes keep
+        different numbers of groups. A padding pass is a real pass of the model (the same
+        modules, in the same order, as every other process's), its loss times 0.
+        """
+        G = self.config.group_size
+        passes = max(distributed.max_over_processes(self.accelerator, len(groups)), 1)
+        spare = [g for g in range(len(rollouts)) if g not in keep]
+        padded = list(groups) + [(rollouts[g], advantages[g * G : (g + 1) * G]) for g in spare[: passes - len(groups)]]
+        return padded, [1.0] * len(groups) + [0.0] * (len(padded) - len(groups))
+
     def _reduce(self, metrics: dict[str, Any]) -> dict[str, Any]:
         """Average the metrics over processes (every process logs the same numbers)."""
         if self.accelerator.num_processes == 1:
@@ -743,7 +811,18 @@ class HPLTrainer:
         n = len(self.val_set) if limit == 0 else min(len(self.val_set), limit)
         rank, world = self.accelerator.process_index, self.accelerator.num_processes
         rows = []
-        for index in range(rank, n, world):
+        indices: list[int | None] = list(range(rank, n, world))
+        if self.engine.sharded_parameters:
+            # ZeRO-3/FSDP: generate runs collectives, so every process answers as many clips
+            # (a process with one clip fewer answers the first clip again and drops it)
+            indices += [None] * (-(-n // world) - len(indices))
+        for index in indices:
+            if index is None:
+                example = self.example(self.val_set, 0)
+                self.rollout(example, n=1, greedy=True)
+                with torch.random.fork_rng(devices=[]):
+                    self.rollout(example, n=1)
+                continue
             record = self.val_set.records[index]
             example = self.example(self.val_set, index)
             columns = {k: [v] for k, v in example.columns.items()}
@@ -785,17 +864,35 @@ class HPLTrainer:
 
         With LoRA, the adapter is kept in ``folder/adapter`` and, with ``lora.merge`` (the
         default), the merged model goes in ``folder`` (as the SFT trainer does).
+
+        Every process calls it and the main process writes: under ZeRO-3 and FSDP the weights
+        are first gathered from all processes (there the LoRA merge loads the base model again
+        and applies the saved adapter, as SFT's does, since no process holds the whole model).
         """
         folder = Path(folder)
+        state_dict = None
+        if self.engine.sharded_parameters:
+            state_dict = distributed.full_state_dict(self.accelerator, self.model)
+        if not self.accelerator.is_main_process:
+            return
         model = self.policy
         if self.config.lora.enabled:
-            model.save_pretrained(folder / "adapter" if self.config.lora.merge else folder)
+            adapter = folder / "adapter" if self.config.lora.merge else folder
+            model.save_pretrained(adapter, state_dict=state_dict)
             if not self.config.lora.merge:
                 self.processor.save_pretrained(folder)
                 self._write_inference_settings(folder)
                 return
+            if state_dict is not None:
+                # ZeRO-3/FSDP: the base model again, whole in this process, with the saved adapter
+                with distributed.loading_whole():
+                    merged = merge_adapter(load_model_and_processor(self.config.model)[0], adapter)
+                    merged.save_pretrained(folder)
+                self.processor.save_pretrained(folder)
+                self._write_inference_settings(folder)
+                return
             model = copy.deepcopy(model).merge_and_unload()
-        model.save_pretrained(folder)
+        model.save_pretrained(folder, state_dict=state_dict)
         self.processor.save_pretrained(folder)
         self._write_inference_settings(folder)
 
@@ -804,12 +901,20 @@ class HPLTrainer:
         write_inference_settings(folder, self.config.data, self.train_records, self.config.max_completion_length)
 
     def _trainable_state(self) -> dict[str, torch.Tensor]:
+        """The whole trainable parameters, by name (under ZeRO-3 and FSDP a gather: every
+        process must call it)."""
+        if self.engine.sharded_parameters:
+            return distributed.full_parameters(self.accelerator, self.model)
         return {k: v.detach().cpu().clone() for k, v in self.policy.named_parameters() if v.requires_grad}
 
     def save_checkpoint(self) -> None:
         from accelerate.utils import gather_object
 
         rng_states = gather_object([ckpt.rng_state()]) if self.accelerator.num_processes > 1 else None
+        # gathered in every process under ZeRO-3/FSDP; elsewhere only the main process reads them
+        trainable = self._trainable_state() if self.engine.sharded_parameters or self.accelerator.is_main_process else None
+        # DeepSpeed/FSDP shard the optimizer state; such runs do not resume (resume_from)
+        optimizer = distributed.ShardedOptimizerState() if self.engine.lockstep else self.optimizer
         if self.accelerator.is_main_process:
             state = {
                 "step": self.step,
@@ -821,16 +926,22 @@ class HPLTrainer:
 
             def save(folder: Path) -> None:
                 folder.mkdir(parents=True, exist_ok=True)
-                torch.save(self._trainable_state(), folder / "trainable.pt")
+                torch.save(trainable, folder / "trainable.pt")
 
             ckpt.save_checkpoint(
-                self.output_dir, self.step, save, state, self.optimizer, self.scheduler,
+                self.output_dir, self.step, save, state, optimizer, self.scheduler,
                 rng_states=rng_states, keep=self.config.keep_checkpoints,
             )
         self.accelerator.wait_for_everyone()
 
     def resume_from(self, checkpoint: Path) -> None:
         """Continue exactly where ``checkpoint`` left off."""
+        if self.engine.lockstep:
+            raise ConfigError(
+                f"{checkpoint} cannot be resumed under {self.engine.kind}: the optimizer state is sharded "
+                "across processes and not saved (resuming works with one process or DDP); start a new "
+                "output_dir or set resume: false"
+            )
         state = ckpt.load_trainer_state(checkpoint)
         weights = torch.load(checkpoint / "model" / "trainable.pt", weights_only=True)
         params = dict(self.policy.named_parameters())
@@ -894,12 +1005,12 @@ class HPLTrainer:
         final_eval = {}
         if self.val_records and not (config.eval_steps and self.step % config.eval_steps == 0):
             final_eval = self._evaluate_and_keep_best()
-        if main:
-            self.save_model(self.output_dir / "final")
-            if self.best is None:
-                self.save_model(self.output_dir / "best")
-            if writer is not None:
-                writer.close()
+        # every process: under ZeRO-3/FSDP the weights are gathered, the main process writes
+        self.save_model(self.output_dir / "final")
+        if self.best is None:
+            self.save_model(self.output_dir / "best")
+        if writer is not None:
+            writer.close()
         acc.wait_for_everyone()
         return HPLResult(
             output_dir=self.output_dir / "final",
@@ -931,8 +1042,7 @@ class HPLTrainer:
             start = metrics
         if is_better(metrics, self.best, self.config.selection, start):
             self.best = {"step": self.step, **metrics}
-            if self.accelerator.is_main_process:
-                self.save_model(self.output_dir / "best")
+            self.save_model(self.output_dir / "best")
         self.accelerator.wait_for_everyone()
         return metrics
 

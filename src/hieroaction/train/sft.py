@@ -292,11 +292,18 @@ def _checkpointing_arguments(arguments_class: Any, enabled: bool) -> dict[str, A
 
 def training_arguments(plan: SFTPlan) -> Any:
     """transformers ``TrainingArguments`` of the plan (built before the model is loaded, as
-    DeepSpeed ZeRO-3 requires)."""
+    DeepSpeed ZeRO-3 requires).
+
+    On a machine without CUDA launched for DeepSpeed or FSDP, the process group is started
+    here with gloo (:func:`hieroaction.train.distributed.start_cpu_process_group`) and the
+    Trainer told to use it, instead of resetting it to accelerate's single-process view."""
     import torch
     from transformers import TrainingArguments
 
+    from hieroaction.train.distributed import start_cpu_process_group
+
     config = plan.config
+    cpu_group = start_cpu_process_group()
     evaluate = config.data.eval_split is not None
     report = [r for r in config.report_to if r != "none"]
     try:
@@ -333,6 +340,7 @@ def training_arguments(plan: SFTPlan) -> Any:
             dataloader_num_workers=config.dataloader_num_workers,
             dataloader_pin_memory=torch.cuda.is_available(),
             disable_tqdm=False,
+            accelerator_config={"use_configured_state": True} if cpu_group else None,
         )
     except ValueError as exc:
         first = str(exc).strip().splitlines()[0]
@@ -345,9 +353,12 @@ def _merge_adapter(plan: SFTPlan, adapter_dir: Path, processor: Any) -> None:
     Done from the saved adapter rather than the training model so it also works after DeepSpeed
     ZeRO-3 or FSDP, where no single process holds the whole model.
     """
-    base, _ = load_model_and_processor(plan.model_path, dtype=_weights_dtype(plan.precision))
-    merged = merge_adapter(base, adapter_dir)
-    merged.save_pretrained(plan.output_dir)
+    from hieroaction.train.distributed import loading_whole
+
+    with loading_whole():  # ZeRO-3 would build the base model sharded, waiting for the other processes
+        base, _ = load_model_and_processor(plan.model_path, dtype=_weights_dtype(plan.precision))
+        merged = merge_adapter(base, adapter_dir)
+        merged.save_pretrained(plan.output_dir)
     processor.save_pretrained(plan.output_dir)
 
 
