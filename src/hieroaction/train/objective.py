@@ -163,9 +163,10 @@ def truncated_importance_weights(
         return weights * mask.to(weights.dtype)
 
 
-# Float32 elements of log-softmax work held at once by :func:`token_logprobs` (64 MiB): 110
-# positions of a 151,936-token vocabulary, 16,384 of the tiny models' 1,024.
-LOGPROB_CHUNK_ELEMENTS = 1 << 24
+# Float32 elements of one chunk of log-softmax work in :func:`token_logprobs` (16 MiB; a chunk
+# holds about three such tensors at once): 27 positions of a 151,936-token vocabulary, 4,096 of
+# the tiny models' 1,024.
+LOGPROB_CHUNK_ELEMENTS = 1 << 22
 
 
 def token_logprobs(
@@ -231,7 +232,7 @@ class _SelectiveLogSoftmax(torch.autograd.Function):
     """The sampled tokens' log-probabilities, chunk by chunk, with a recomputing backward pass."""
 
     @staticmethod
-    def forward(ctx, logits, tokens, temperature, blocked, chunk):  # noqa: D102
+    def forward(ctx, logits, tokens, temperature, blocked, chunk):
         out = torch.empty(tokens.shape, dtype=torch.float32, device=logits.device)
         norm = torch.empty_like(out)
         for n, s, e in _chunks(tokens.shape, chunk):
@@ -245,7 +246,7 @@ class _SelectiveLogSoftmax(torch.autograd.Function):
         return out
 
     @staticmethod
-    def backward(ctx, grad_out):  # noqa: D102
+    def backward(ctx, grad_out):
         logits, tokens, norm, blocked = ctx.saved_tensors
         if not ctx.needs_input_grad[0]:
             return None, None, None, None, None
