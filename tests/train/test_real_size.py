@@ -3,8 +3,8 @@ tower's width, cut to 2 layers per tower (``real3b_2layer``, random weights): on
 and one LoRA GRPO step (G = 2) end with finite losses and changed LoRA weights.
 
 In bf16 where the machine multiplies bf16 natively (a GPU, a CPU with AVX512-BF16 or AMX),
-else in fp32: on an AVX2 CPU torch's fallback bf16 kernel makes one bf16 step take hours
-(``bench_real_size.native_bf16``). ``HIEROACTION_REAL_SIZE_PRECISION=bf16`` forces bf16.
+else in fp32: on an AVX2 CPU torch's fallback bf16 kernel makes one bf16 step take up to an
+hour (``bench_real_size.native_bf16``). ``HIEROACTION_REAL_SIZE_PRECISION=bf16`` forces bf16.
 
 The steps are slow (minutes and several GB of memory; docs/training.md#real-size-shapes-on-cpu gives the
 measured time and peak memory): ``pytest -m slow tests/train/test_real_size.py``. The set-up is
