@@ -1,6 +1,6 @@
 """Model-ready video inputs (hieroaction.models.video_inputs / processor) against transformers.
 
-Three levels of comparison with transformers 5.24's own Qwen processors:
+Three levels of comparison with transformers' own Qwen processors (5.22-5.25):
 
 1. Where torchvision imports: ``AutoProcessor.from_pretrained`` on a tiny checkpoint vs ours,
    same token ids and grid, pixel values within 1e-2 (skipped here: no torchvision).
@@ -10,6 +10,13 @@ Three levels of comparison with transformers 5.24's own Qwen processors:
    torchvision kernels it calls (resize, normalize, grayscale_to_rgb) replaced by the torch
    calls torchvision makes on CPU. Those kernels are checked on their own against PIL below.
 3. Properties that need no reference: patch inverse, odd-frame padding, frame times, budgets.
+
+The Qwen3-VL layout is one ``<|vision_start|>...<|vision_end|>`` pair per temporal patch and
+none around the whole video, as Qwen3-VL's released processor, vLLM and transformers >= 5.25
+write it. transformers 5.0-5.24 keep the chat template's pair around the blocks as well (one more
+``<|vision_start|>`` and ``<|vision_end|>``): there the comparison is made on the prompt with that
+pair removed beforehand (the bare ``<|video_pad|>`` those versions replace the same way), and a
+second check states the documented difference exactly (:func:`_keeps_outer_pair`).
 """
 
 from __future__ import annotations
@@ -25,10 +32,17 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+import transformers
+from packaging.version import Version
 from PIL import Image
 
 from hieroaction.errors import ConfigError, VideoError
-from hieroaction.models.families import get_family
+from hieroaction.models.families import (
+    VIDEO_TOKEN,
+    VISION_END_TOKEN,
+    VISION_START_TOKEN,
+    get_family,
+)
 from hieroaction.models.processor import VideoChatProcessor
 from hieroaction.models.tokenizer import build_tokenizer
 from hieroaction.models.video_inputs import (
@@ -58,6 +72,15 @@ def _torchvision_importable() -> bool:
 
 
 HAS_TORCHVISION = _torchvision_importable()
+
+VIDEO_ITEM = VISION_START_TOKEN + VIDEO_TOKEN + VISION_END_TOKEN
+
+
+def _keeps_outer_pair(family_name: str) -> bool:
+    """Whether this transformers' processor keeps the template's vision_start/vision_end pair
+    around a video's per-patch blocks: Qwen3-VL before transformers 5.25 (5.25 removes it,
+    ``Qwen3VLProcessor.get_text_with_replacements``). Qwen2.5-VL's pads belong inside the pair."""
+    return family_name == "qwen3_vl" and Version(transformers.__version__) < Version("5.25")
 
 
 def _clip(
@@ -111,11 +134,10 @@ def test_matches_autoprocessor_with_torchvision(name, tmp_path):
         _assert_same_inputs(ours, theirs, _clip(*shape, seed=seed), pixel_tolerance=1e-2)
 
 
-def _assert_same_inputs(ours, theirs, clip, pixel_tolerance: float) -> None:
-    """Our inputs vs a transformers processor's for the same frames and true frame times."""
+def _theirs(ours, theirs, clip, text: str):
+    """A transformers processor's inputs for ``text`` and the clip's frames and true times."""
     from transformers.video_utils import VideoMetadata
 
-    a = ours(MESSAGES, clip)
     _, height, width, _ = clip.frames.shape
     meta = VideoMetadata(
         total_num_frames=clip.total,
@@ -124,12 +146,37 @@ def _assert_same_inputs(ours, theirs, clip, pixel_tolerance: float) -> None:
         height=height,
         width=width,
     )
-    b = theirs(
-        text=[ours.apply_chat_template(MESSAGES)],
-        videos=[clip.frames],
-        video_metadata=[meta],
-        return_tensors="pt",
-    )
+    return theirs(text=[text], videos=[clip.frames], video_metadata=[meta], return_tensors="pt")
+
+
+def _assert_same_inputs(ours, theirs, clip, pixel_tolerance: float) -> None:
+    """Our inputs vs a transformers processor's for the same frames and true frame times.
+
+    Where that transformers keeps Qwen3-VL's outer pair (5.22-5.24), it is given the prompt
+    with the pair removed (so it lays the video out as 5.25 and Qwen3-VL do), and its output on
+    the template's own prompt must be ours plus exactly that pair, nothing else.
+    """
+    a = ours(MESSAGES, clip)
+    text = ours.apply_chat_template(MESSAGES)
+    assert text.count(VIDEO_ITEM) == 1
+    keeps_pair = _keeps_outer_pair(ours.family.name)
+    b = _theirs(ours, theirs, clip, text.replace(VIDEO_ITEM, VIDEO_TOKEN) if keeps_pair else text)
+    if keeps_pair:
+        with_pair = _theirs(ours, theirs, clip, text)["input_ids"][0].tolist()
+        mine = a["input_ids"][0].tolist()
+        video = [i for i, t in enumerate(mine) if t == ours.video_token_id]
+        # ours: ... <t seconds><|vision_start|>pads<|vision_end|> ... ; the block region starts
+        # at the first time stamp, right after the text the template put before the item
+        prefix = len(ours.tokenizer(text.split(VIDEO_ITEM)[0])["input_ids"])
+        end = video[-1] + 2  # past the last block's <|vision_end|>
+        assert mine[end - 1] == ours.vision_end_token_id
+        assert with_pair == (
+            mine[:prefix]
+            + [ours.vision_start_token_id]
+            + mine[prefix:end]
+            + [ours.vision_end_token_id]
+            + mine[end:]
+        ), "transformers < 5.25 should differ from ours by the outer pair only"
     expected = {
         "input_ids",
         "attention_mask",
@@ -284,6 +331,49 @@ def test_matches_transformers_processor_code(name, processors, transformers_proc
         )
 
 
+@pytest.mark.parametrize("name", FAMILIES)
+def test_two_videos_in_one_prompt_match_transformers(name, processors, transformers_processors):
+    """Each video item is laid out on its own (Qwen3-VL: each wrapped item replaced whole)."""
+    from transformers.video_utils import VideoMetadata
+
+    ours, theirs = processors[name], transformers_processors[name]
+    messages = [
+        {
+            "role": "user",
+            "content": [
+                {"type": "video"},
+                {"type": "video"},
+                {"type": "text", "text": "Compare."},
+            ],
+        }
+    ]
+    clips = [_clip(4, 64, 96, seed=1), _clip(6, 96, 64, seed=2, step=3)]
+    a = ours(messages, clips)
+    text = ours.apply_chat_template(messages)
+    assert text.count(VIDEO_ITEM) == 2
+    if _keeps_outer_pair(name):
+        text = text.replace(VIDEO_ITEM, VIDEO_TOKEN)
+    metas = [
+        VideoMetadata(
+            total_num_frames=c.total,
+            fps=c.fps,
+            frames_indices=c.indices,
+            height=c.frames.shape[1],
+            width=c.frames.shape[2],
+        )
+        for c in clips
+    ]
+    b = theirs(
+        text=[text], videos=[c.frames for c in clips], video_metadata=metas, return_tensors="pt"
+    )
+    for key in ("input_ids", "mm_token_type_ids", "video_grid_thw"):
+        assert torch.equal(a[key], torch.as_tensor(b[key]).to(a[key].dtype)), key
+    if name == "qwen3_vl":
+        decoded = ours.tokenizer.decode(a["input_ids"][0])
+        blocks = int(a["video_grid_thw"][:, 0].sum())
+        assert decoded.count(VISION_START_TOKEN) == decoded.count(VISION_END_TOKEN) == blocks
+
+
 def test_patch_counts_match_transformers_helpers(processors, transformers_processors):
     """Grid sizes vs the video processors' own get_num_of_video_patches, over many sizes."""
     for name, theirs in transformers_processors.items():
@@ -405,9 +495,11 @@ def test_qwen3_timestamps_in_prompt(processors):
     assert patch_timestamps(clip.timestamps, 2) == pytest.approx([0.2, 1.0, 1.6])
     stamps = [text.index(f"<{t} seconds><|vision_start|>") for t in ("0.2", "1.0", "1.6")]
     assert stamps == sorted(stamps)
-    # transformers 5.x keeps the template's outer vision_start/vision_end around the frames.
-    assert "<|vision_start|><0.2 seconds><|vision_start|>" in text
-    assert text.count("<|vision_end|>") == 3 + 1
+    # One vision_start/vision_end pair per temporal patch and none around the whole video
+    # (Qwen3-VL's own layout; transformers 5.0-5.24 kept the template's pair around it too).
+    assert "<|im_start|>user\n<0.2 seconds><|vision_start|>" in text
+    assert text.count("<|vision_start|>") == text.count("<|vision_end|>") == 3
+    assert "<|vision_end|>Assess the dive." in text
     assert "second_per_grid_ts" not in inputs
 
 

@@ -2,8 +2,10 @@
 
 :class:`VideoChatProcessor` does what transformers' ``Qwen2_5_VLProcessor`` /
 ``Qwen3VLProcessor`` do for text and video (tests compare the two): render the chat template,
-expand each ``<|video_pad|>`` into one token per merged visual patch (Qwen3-VL: a
-``<t seconds><|vision_start|>...<|vision_end|>`` block per temporal patch), tokenise, and return
+expand each ``<|video_pad|>`` into one token per merged visual patch (Qwen3-VL: the template's
+whole ``<|vision_start|><|video_pad|><|vision_end|>`` item becomes one
+``<t seconds><|vision_start|>...<|vision_end|>`` block per temporal patch, with no extra pair
+around them, as Qwen3-VL's own processor, vLLM and transformers >= 5.25 write it), tokenise, and return
 ``input_ids``, ``attention_mask``, ``mm_token_type_ids`` (without it the model silently falls
 back to 1-D positions), ``pixel_values_videos``, ``video_grid_thw`` and, for Qwen2.5-VL,
 ``second_per_grid_ts``.
@@ -108,7 +110,9 @@ class VideoChatProcessor:
         )
 
     def video_placeholder(self, features: VideoFeatures) -> str:
-        """The text that replaces one ``<|video_pad|>`` of the prompt for this clip."""
+        """The text that replaces one video of the prompt for this clip (Qwen3-VL: the whole
+        ``<|vision_start|><|video_pad|><|vision_end|>`` item; Qwen2.5-VL: the ``<|video_pad|>``
+        inside it)."""
         if self.family.time_encoding == "timestamps":
             t = features.video_grid_thw[0]
             frame_tokens = (
@@ -124,15 +128,35 @@ class VideoChatProcessor:
         return VIDEO_TOKEN * features.num_tokens(self.video.merge_size)
 
     def expand_video_tokens(self, text: str, videos: Sequence[VideoFeatures]) -> str:
-        """Replace the i-th ``<|video_pad|>`` of ``text`` by the placeholder of ``videos[i]``."""
+        """Replace the i-th ``<|video_pad|>`` of ``text`` by the placeholder of ``videos[i]``.
+
+        Qwen3-VL wraps every temporal patch in its own ``<|vision_start|>...<|vision_end|>``, so
+        a ``<|video_pad|>`` that the chat template wrapped in a pair is replaced together with
+        that pair: one pair per temporal patch and none around the whole video, as Qwen3-VL's
+        released processor (transformers 4.57), vLLM and transformers >= 5.25 do.
+        transformers 5.0-5.24 kept the template's pair around the blocks (one more
+        ``<|vision_start|>`` before the first time stamp and ``<|vision_end|>`` after the last
+        block); earlier versions of this processor did the same, so Qwen3-VL models fine-tuned
+        with them saw that extra pair (docs/models.md).
+        Qwen2.5-VL keeps the pair: its pads sit inside it.
+        """
         parts = text.split(VIDEO_TOKEN)
         if len(parts) - 1 != len(videos):
             raise VideoError(
                 f"the prompt holds {len(parts) - 1} {VIDEO_TOKEN} placeholders but "
                 f"{len(videos)} clips were given"
             )
+        per_patch_pairs = self.family.time_encoding == "timestamps"
         out = [parts[0]]
-        for features, rest in zip(videos, parts[1:]):
+        for i, features in enumerate(videos):
+            rest = parts[i + 1]
+            if (
+                per_patch_pairs
+                and out[-1].endswith(VISION_START_TOKEN)
+                and rest.startswith(VISION_END_TOKEN)
+            ):
+                out[-1] = out[-1][: -len(VISION_START_TOKEN)]
+                rest = rest[len(VISION_END_TOKEN) :]
             out.append(self.video_placeholder(features))
             out.append(rest)
         return "".join(out)
