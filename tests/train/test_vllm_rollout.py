@@ -118,19 +118,19 @@ def test_engine_and_environment_arguments():
 # ----- the request ----------------------------------------------------------------------------
 
 
-def _expand_like_vllm(prompt: str, request: VideoRequest, processor: VideoChatProcessor) -> str:
-    """The prompt text after vLLM's Qwen VL processors expand the video item (the replacement
-    rules of vLLM's ``qwen2_5_vl.py`` / ``qwen3_vl.py`` as read in its main-branch source): Qwen2.5-VL replaces the
-    ``<|video_pad|>`` by one pad per merged patch; Qwen3-VL replaces the whole
-    ``<|vision_start|><|video_pad|><|vision_end|>`` by ``<t seconds><|vision_start|>pads
-    <|vision_end|>`` per temporal patch, with ``t`` from ``frames_indices / fps`` (padded to the
-    patch size with the last index, averaged over the patch)."""
+def _video_expansion(request: VideoRequest, processor: VideoChatProcessor) -> tuple[str, str]:
+    """``(target, replacement)`` of vLLM's Qwen VL processors for the request's video (the
+    replacement rules of vLLM's ``qwen2_5_vl.py`` / ``qwen3_vl.py`` as read in its main-branch
+    source): Qwen2.5-VL replaces the ``<|video_pad|>`` by one pad per merged patch; Qwen3-VL
+    replaces the whole ``<|vision_start|><|video_pad|><|vision_end|>`` by ``<t seconds>
+    <|vision_start|>pads<|vision_end|>`` per temporal patch, with ``t`` from ``frames_indices /
+    fps`` (padded to the patch size with the last index, averaged over the patch)."""
     video = processor.video
     t, h, w = request.frames.shape[:3]
     grid_t = math.ceil(t / video.temporal_patch_size)
     per_frame = (h // video.patch_size) * (w // video.patch_size) // video.merge_size**2
     if processor.family.time_encoding == "second_per_grid_ts":
-        return prompt.replace(VIDEO_TOKEN, VIDEO_TOKEN * grid_t * per_frame, 1)
+        return VIDEO_TOKEN, VIDEO_TOKEN * grid_t * per_frame
     indices = list(request.metadata["frames_indices"])
     indices += [indices[-1]] * (-len(indices) % video.temporal_patch_size)
     times = [i / request.metadata["fps"] for i in indices]
@@ -139,7 +139,27 @@ def _expand_like_vllm(prompt: str, request: VideoRequest, processor: VideoChatPr
     blocks = "".join(
         f"<{s:.1f} seconds>" + VISION_START_TOKEN + VIDEO_TOKEN * per_frame + VISION_END_TOKEN for s in stamps
     )
-    return prompt.replace(VIDEO_ITEM, blocks, 1)
+    return VIDEO_ITEM, blocks
+
+
+def _expand_like_vllm(prompt: str, request: VideoRequest, processor: VideoChatProcessor) -> str:
+    """The prompt text after vLLM's own replacement of the video item (a text prompt with the
+    processor cache, vLLM's default)."""
+    target, replacement = _video_expansion(request, processor)
+    return prompt.replace(target, replacement, 1)
+
+
+def _expand_tokens_like_vllm(ids: list[int], request: VideoRequest, processor: VideoChatProcessor) -> list[int]:
+    """A token prompt after vLLM's own replacement: the target's token ids are found in the
+    prompt's and replaced by the replacement's (time stamps tokenized on their own, as vLLM's
+    ``tokenizer.encode(f"<{t:.1f} seconds>", add_special_tokens=False)``)."""
+    target, replacement = _video_expansion(request, processor)
+    encode = processor.tokenizer.encode
+    target_ids = encode(target, add_special_tokens=False)
+    pieces = replacement.replace(VISION_START_TOKEN, "\0" + VISION_START_TOKEN).split("\0")
+    replacement_ids = [i for piece in pieces if piece for i in encode(piece, add_special_tokens=False)]
+    at = next(i for i in range(len(ids)) if ids[i : i + len(target_ids)] == target_ids)
+    return ids[:at] + replacement_ids + ids[at + len(target_ids) :]
 
 
 @pytest.fixture(scope="module")
@@ -169,19 +189,81 @@ def test_the_request_reproduces_the_training_prompt_tokens(examples, family, num
     item, processor, inputs, request = examples[family, num_frames]
     expected = inputs["input_ids"][0].tolist()
     assert request.prompt_token_ids == expected
+    decode = processor.tokenizer.decode
     variants = prompt_variants(processor.family)
+    assert variants == (("text", "token_ids") if family == "qwen3_vl" else ("text",))
+    # the text prompt, expanded by vLLM's own rule (its default, with the processor cache)
     first = request.to_vllm(variants[0])
-    assert first["prompt"].count(VIDEO_ITEM) == 1
+    assert first["prompt"] == request.prompt and first["prompt"].count(VIDEO_ITEM) == 1
     expanded = _expand_like_vllm(first["prompt"], request, processor)
-    got = processor.tokenizer(expanded)["input_ids"]
-    assert prompt_mismatch(got, expected, processor.tokenizer.decode) is None
+    assert prompt_mismatch(processor.tokenizer(expanded)["input_ids"], expected, decode) is None
+    # the token prompt, which vLLM always expands by its own rule
+    tokens = request.to_vllm("token_ids", processor.tokenizer)
+    assert "prompt" not in tokens
+    assert decode(tokens["prompt_token_ids"]) == request.prompt
+    got = _expand_tokens_like_vllm(tokens["prompt_token_ids"], request, processor)
+    assert prompt_mismatch(got, expected, decode) is None
     if family == "qwen3_vl":
-        # without the extra pair the vision start/end around the frame blocks would be missing
-        plain = _expand_like_vllm(request.to_vllm(False)["prompt"], request, processor)
-        problem = prompt_mismatch(processor.tokenizer(plain)["input_ids"], expected, processor.tokenizer.decode)
-        assert problem is not None and f"{len(expected) - 2} tokens" in problem
-    frames, metadata = first["multi_modal_data"]["video"]
-    assert frames is request.frames and metadata == request.metadata and metadata is not request.metadata
+        # The training layout has one vision pair per temporal patch and none around them. A
+        # text prompt expanded by transformers 5.22-5.24 inside vLLM (no processor cache) gets
+        # the extra outer pair: the check catches it and the token prompt is tried next.
+        _, blocks = _video_expansion(request, processor)
+        assert decode(expected).count(VISION_START_TOKEN) == blocks.count(VISION_START_TOKEN)
+        old_hf = request.prompt.replace(VIDEO_ITEM, VISION_START_TOKEN + blocks + VISION_END_TOKEN, 1)
+        problem = prompt_mismatch(processor.tokenizer(old_hf)["input_ids"], expected, decode)
+        assert problem is not None and f"has {len(expected) + 2} tokens" in problem
+    for prompt in (first, tokens):
+        frames, metadata = prompt["multi_modal_data"]["video"]
+        assert frames is request.frames and metadata == request.metadata and metadata is not request.metadata
+    with pytest.raises(ValueError, match="tokenizer"):
+        request.to_vllm("token_ids")
+
+
+class _FakeLLM:
+    """vLLM's ``LLM`` as ``VLLMRollout.sample`` uses it, expanding a text prompt as transformers
+    5.22-5.24 do inside vLLM without the processor cache (Qwen3-VL: the extra outer pair) and a
+    token prompt by vLLM's own rule."""
+
+    def __init__(self, request, processor):
+        self.request, self.processor, self.prompts = request, processor, []
+
+    def get_tokenizer(self):
+        return self.processor.tokenizer
+
+    def generate(self, prompts, sampling_params=None, use_tqdm=False):
+        (prompt,) = prompts
+        self.prompts.append(prompt)
+        if "prompt" in prompt:
+            target, blocks = _video_expansion(self.request, self.processor)
+            if target == VIDEO_ITEM:
+                blocks = VISION_START_TOKEN + blocks + VISION_END_TOKEN
+            ids = self.processor.tokenizer(prompt["prompt"].replace(target, blocks, 1))["input_ids"]
+        else:
+            ids = _expand_tokens_like_vllm(prompt["prompt_token_ids"], self.request, self.processor)
+        completion = SimpleNamespace(token_ids=[1, 2], logprobs=None)
+        return [SimpleNamespace(prompt_token_ids=ids, outputs=[completion])]
+
+
+@pytest.mark.parametrize("family", ["qwen2_5_vl", "qwen3_vl"])
+def test_sample_keeps_the_first_prompt_form_that_reproduces_the_training_prompt(examples, family):
+    item, processor, inputs, request = examples[family, 4]
+    rollout = object.__new__(VLLMRollout)  # no engine: only the prompt check runs
+    rollout.family, rollout.decode, rollout._variant = processor.family, processor.tokenizer.decode, None
+    rollout.llm = _FakeLLM(request, processor)
+    rollout._sampling_params = lambda kwargs: None
+    assert len(rollout.sample(request, {})) == 1
+    assert len(rollout.sample(request, {})) == 1
+    if family == "qwen3_vl":
+        # the text prompt came back with the extra pair, so the token prompt was tried and kept
+        assert rollout._variant == "token_ids"
+        assert ["prompt" in p for p in rollout.llm.prompts] == [True, False, False]
+    else:
+        assert rollout._variant == "text" and all("prompt" in p for p in rollout.llm.prompts)
+    # a prompt no form reproduces stops the run with the first difference
+    rollout._variant = None
+    wrong = dataclasses.replace(request, prompt_token_ids=request.prompt_token_ids[:-1])
+    with pytest.raises(ConfigError, match="vLLM built another prompt than the training processor"):
+        rollout.sample(wrong, {})
 
 
 @pytest.mark.parametrize("family", ["qwen2_5_vl", "qwen3_vl"])

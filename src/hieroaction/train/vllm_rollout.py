@@ -50,6 +50,9 @@ INSTALL_HINT = 'install it with pip install -e ".[vllm]" on a machine with a CUD
 # How the chat templates write one video item; vLLM's Qwen VL processors look for this text.
 VIDEO_ITEM = VISION_START_TOKEN + VIDEO_TOKEN + VISION_END_TOKEN
 
+# How a request's prompt reaches the engine (see VideoRequest.to_vllm).
+PromptForm = Literal["text", "token_ids"]
+
 
 @dataclass
 class VLLMSettings:
@@ -130,31 +133,46 @@ class VideoRequest:
     mm_processor_kwargs: dict[str, Any]
     prompt_token_ids: list[int] = field(default_factory=list)
 
-    def to_vllm(self, outer_vision_pair: bool = False) -> dict[str, Any]:
-        """The prompt as vLLM's ``LLM.generate`` takes it (a ``TextPrompt`` mapping).
+    def to_vllm(self, form: PromptForm = "text", tokenizer: Any = None) -> dict[str, Any]:
+        """The prompt as vLLM's ``LLM.generate`` takes it (a ``TextPrompt`` or ``TokensPrompt``
+        mapping), the video item unexpanded in both forms.
 
-        ``outer_vision_pair`` writes the video item as ``<|vision_start|>`` + item +
-        ``<|vision_end|>``: vLLM's Qwen3-VL processor replaces the whole item (start and end
-        tokens included) by its per-frame blocks, while transformers 5 (and the training
-        processor) keep the item's outer pair around them; the extra pair restores it.
+        * ``"text"``: the prompt text. With vLLM's multimodal processor cache (its default) the
+          engine tokenizes it and replaces the video item by its own rule (Qwen3-VL: the whole
+          ``<|vision_start|><|video_pad|><|vision_end|>`` by one ``<t seconds><|vision_start|>
+          ...<|vision_end|>`` block per temporal patch, the training processor's layout).
+          Without that cache it lets the engine's transformers processor expand the item, and
+          transformers 5.0-5.24 keep one more pair around Qwen3-VL's blocks.
+        * ``"token_ids"``: the same prompt tokenized here with ``tokenizer`` (the engine's). vLLM
+          expands a token prompt with its own rule whatever transformers it runs with.
         """
-        prompt = self.prompt
-        if outer_vision_pair:
-            prompt = prompt.replace(VIDEO_ITEM, VISION_START_TOKEN + VIDEO_ITEM + VISION_END_TOKEN, 1)
+        if form == "text":
+            prompt: dict[str, Any] = {"prompt": self.prompt}
+        elif form == "token_ids":
+            if tokenizer is None:
+                raise ValueError("the token_ids form of a vLLM prompt needs the engine's tokenizer")
+            prompt = {"prompt_token_ids": [int(i) for i in tokenizer.encode(self.prompt, add_special_tokens=False)]}
+        else:
+            raise ValueError(f"unknown vLLM prompt form {form!r} (text or token_ids)")
         return {
-            "prompt": prompt,
+            **prompt,
             "multi_modal_data": {"video": (self.frames, dict(self.metadata))},
             "mm_processor_kwargs": dict(self.mm_processor_kwargs),
         }
 
 
-def prompt_variants(family: ModelFamily) -> tuple[bool, ...]:
-    """The ``outer_vision_pair`` values to try, in order, for a family (see
-    :meth:`VideoRequest.to_vllm`): the first whose engine prompt equals the training prompt is
-    kept for the rest of the run."""
+def prompt_variants(family: ModelFamily) -> tuple[PromptForm, ...]:
+    """The prompt forms to try, in order, for a family (see :meth:`VideoRequest.to_vllm`): the
+    first whose engine prompt equals the training prompt is kept for the rest of the run.
+
+    Qwen2.5-VL's item expands the same way on every path. Qwen3-VL's text prompt gets the
+    training layout (one vision pair per temporal patch, none around the video) from vLLM's own
+    replacement or transformers >= 5.25, but an extra outer pair where the engine runs without
+    its processor cache on transformers 5.22-5.24 (vLLM 0.34 accepts only < 5.23): the token
+    prompt is then expanded by vLLM's own rule."""
     if family.time_encoding == "timestamps":
-        return (True, False)
-    return (False,)
+        return ("text", "token_ids")
+    return ("text",)
 
 
 def video_metadata(
@@ -486,7 +504,7 @@ class VLLMRollout:
         self.family = family
         self.decode = decode
         self.llm = LLM(**llm_kwargs(model_path, settings, seed, processor_kwargs(video_settings)))
-        self._variant: bool | None = None  # the outer_vision_pair value that reproduces our prompt
+        self._variant: PromptForm | None = None  # the prompt form that reproduces our prompt
         self._params: dict[tuple[Any, ...], Any] = {}
 
     def _engine_model(self) -> Any:
@@ -532,7 +550,9 @@ class VLLMRollout:
         variants = (self._variant,) if self._variant is not None else prompt_variants(self.family)
         problem = None
         for variant in variants:
-            output = self.llm.generate([request.to_vllm(variant)], sampling_params=params, use_tqdm=False)[0]
+            tokenizer = self.llm.get_tokenizer() if variant == "token_ids" else None
+            prompt = request.to_vllm(variant, tokenizer)
+            output = self.llm.generate([prompt], sampling_params=params, use_tqdm=False)[0]
             problem = prompt_mismatch(output.prompt_token_ids, request.prompt_token_ids, self.decode)
             if problem is None:
                 self._variant = variant
