@@ -87,7 +87,7 @@ def test_qwen3_vl_deepstack_path_keeps_generation_and_training_equal(tmp_path):
     args = [f"model={model}", f"data.records={tmp_path / 'synth' / 'records.jsonl'}",
             f"output_dir={tmp_path / 'run'}", f"data.cache_dir={tmp_path / 'cache'}", "group_size=3",
             "max_completion_length=10", "temperature=0.7", "data.frames.num_frames=4",
-            "data.frames.factor=32", "data.frames.clip_budget=true",
+            # the grid is left to the model (its family's: 32 pixels, budget per clip)
             "data.frames.min_pixels=32768", "data.frames.max_pixels=131072"]
     _sampled_equals_trained(HPLTrainer(load_config(HPLConfig, None, args)))
 

@@ -313,3 +313,18 @@ def test_the_output_folder_says_how_to_prompt_the_model(sft_settings, tmp_path):
     assert from_cli.prompt.template == used.prompt.template and from_cli.domain == "synth"
     args.domain = "diving"
     assert config_from_args(args).domain == "diving"
+
+
+def test_frame_grid_and_budget_left_out_are_the_model_familys(sft_settings):
+    # a recipe without a frame grid or budget fits either family's model
+    for family, grid in (("qwen2_5_vl", (28, False, 100352)), ("qwen3_vl", (32, True, 131072))):
+        config = config_from_dict(SFTConfig, sft_settings(family, data={"frames": {"num_frames": 4}}))
+        plan = check_sft_config(config)
+        frames = plan.config.data.frames
+        assert (frames.factor, frames.clip_budget, frames.min_pixels) == grid, family
+    # a grid the recipe sets on purpose is kept, and refused by a model that cannot use it
+    q25_grid = {"num_frames": 4, "factor": 28, "clip_budget": False}
+    config = config_from_dict(SFTConfig, sft_settings("qwen3_vl", data={"frames": q25_grid}))
+    with pytest.raises(ConfigError, match=r"frame settings do not fit the model: factor=28 \(model expects 32\), "
+                                          r"clip_budget=False \(model expects True\)"):
+        check_sft_config(config)

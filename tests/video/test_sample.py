@@ -156,3 +156,29 @@ def test_family_presets_follow_the_processors() -> None:
         32, 131072, 786432, True, 8)
     with pytest.raises(ConfigError, match="unknown model family"):
         FrameConfig.for_family("llava")
+
+
+def test_grid_and_budget_left_out_come_from_the_model_family() -> None:
+    # nothing set: Qwen2.5-VL's values until fitted, then the family's
+    plain = config_from_dict(FrameConfig, {"num_frames": 8})
+    assert (plain.factor, plain.clip_budget, plain.min_pixels) == (28, False, 100352)
+    assert set(plain.unset) == {"factor", "min_pixels", "max_pixels", "clip_budget", "temporal_factor"}
+    q3 = plain.fit("qwen3_vl")
+    assert q3 == FrameConfig.for_family("qwen3_vl", num_frames=8) and q3.unset == ()
+    assert plain.fit("qwen2_5_vl") == FrameConfig.for_family("qwen2_5_vl", num_frames=8)
+    # a model's own budget (e.g. its processor's) for the fields left out
+    assert plain.fit("qwen3_vl", min_pixels=32768, max_pixels=131072).max_pixels == 131072
+    # what a recipe sets is kept, fitted or not (the model then refuses a grid it cannot use)
+    explicit = config_from_dict(FrameConfig, {"factor": 28, "clip_budget": False, "max_pixels": 200704})
+    fitted = explicit.fit("qwen3_vl")
+    assert (fitted.factor, fitted.clip_budget, fitted.max_pixels) == (28, False, 200704)
+    assert (fitted.min_pixels, fitted.temporal_factor) == (131072, 2)
+    assert fitted.fit("qwen2_5_vl") == fitted  # fitted once: every field is set
+    # one bound set: checked against the other once it is known
+    assert config_from_dict(FrameConfig, {"min_pixels": 700000}).fit("qwen3_vl").max_pixels == 786432
+    with pytest.raises(ConfigError, match="must not exceed"):
+        config_from_dict(FrameConfig, {"min_pixels": 700000}).fit("qwen2_5_vl")
+    with pytest.raises(ConfigError, match="unknown model family"):
+        plain.fit("llava")
+    # the cache key does not depend on whether a value was set or fitted
+    assert q3.to_dict() == FrameConfig(**q3.to_dict()).to_dict()

@@ -129,9 +129,12 @@ def _set(data: dict[str, Any], dotted: str, value: Any) -> None:
     node[parts[-1]] = value
 
 
-def load_recipe(cls: type, path: Path, settings: dict[str, Any]) -> Any:
+def load_recipe(cls: type, path: Path, settings: dict[str, Any], model: tuple[str, str] | None = None) -> Any:
     """Read a recipe (with its ``base`` files), set ``settings`` (dotted keys), resolve the
-    prompt template and phrase file it names, and build ``cls`` with every key checked."""
+    prompt template and phrase file it names, and build ``cls`` with every key checked. With
+    ``model`` (family, size), the frame grid and pixel budget the recipe leaves out are the
+    demo model's: its family's grid and the budget its processor is built with
+    (``models/data/tiny_sizes.yaml``), so the frames are decoded once, before the model exists."""
     data = read_recipe(path)
     for key, value in settings.items():
         _set(data, key, value)
@@ -141,21 +144,32 @@ def load_recipe(cls: type, path: Path, settings: dict[str, Any]) -> Any:
         name = "template" if key == "prompt" else "phrases"
         if sub.get(name):
             sub[name] = resolve_recipe_path(sub[name], path)
-    return config_from_dict(cls, data)
+    config = config_from_dict(cls, data)
+    if model is not None:
+        from hieroaction.models.tiny import tiny_spec
+
+        spec = tiny_spec(*model)
+        config.data.frames = config.data.frames.fit(
+            model[0], min_pixels=spec.min_pixels, max_pixels=spec.max_pixels
+        )
+    return config
 
 
-def sft_recipe(path: Path, *, model: Path, output_dir: Path, records: str, seed: int) -> Any:
-    """The demo's SFT recipe for one seed (model, output, data and seed filled in)."""
+def sft_recipe(path: Path, *, model: Path, output_dir: Path, records: str, seed: int,
+               family: str = "qwen2_5_vl", size: str = "tiny") -> Any:
+    """The demo's SFT recipe for one seed (model, output, data and seed filled in; frames fitted
+    to the ``family`` model of ``size``)."""
     from hieroaction.train.sft import SFTConfig
 
     return load_recipe(SFTConfig, path, {
         "model": str(model), "output_dir": str(output_dir), "data.records": records, "seed": seed,
         "resume": None,
-    })
+    }, model=(family, size))
 
 
 def hpl_recipe(path: Path, *, model: Path, output_dir: Path, records: str, seed: int,
-               steps: int, validations: int, val_clips: int, shuffle_rewards: bool = False) -> Any:
+               steps: int, validations: int, val_clips: int, shuffle_rewards: bool = False,
+               family: str = "qwen2_5_vl", size: str = "tiny") -> Any:
     """The demo's HPL recipe for one seed: ``steps`` GRPO steps, validated at the start and
     ``validations`` times after it (the last at the end) on ``val_clips`` clips. The demo prints
     its own progress, so the trainer's per-step console lines are turned off (``metrics.jsonl``
@@ -167,7 +181,7 @@ def hpl_recipe(path: Path, *, model: Path, output_dir: Path, records: str, seed:
         "max_steps": steps, "max_seconds": None, "logging_steps": 10**9, "resume": False,
         "eval_steps": max(1, steps // validations) if validations else 0, "eval_samples": val_clips,
         "shuffle_rewards": shuffle_rewards,
-    })
+    }, model=(family, size))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -470,6 +484,7 @@ def run_seed(seed: int, config: DemoConfig, folder: Path, progress: Progress) ->
     progress.start_seed(clock, f"seed {seed}", 6 + len(grpo_runs) + int(config.calibration.enabled))
     run = SeedRun(seed=seed, folder=str(folder))
     sft_path = find_recipe(config.recipes.sft)
+    model_kind = {"family": config.family, "size": config.model_size}
 
     n_clips = config.data.clips(config.budget_minutes)
     with _Stage(run, clock, progress, "data", "data", f"generating {n_clips} synthetic clips"):
@@ -487,7 +502,7 @@ def run_seed(seed: int, config: DemoConfig, folder: Path, progress: Progress) ->
         write_jsonl(reduced, partial_records)
         progress.line(f"{summary.n} clips in {summary.seconds:.0f} s; {labels.line()}")
         sft_config = sft_recipe(sft_path, model=folder / "model", output_dir=folder / "sft",
-                                records=partial_records, seed=seed)
+                                records=partial_records, seed=seed, **model_kind)
         sft_config.data.train_labels = "full"
         splits = [sft_config.data.train_split, sft_config.data.eval_split or "val", TEST_SPLIT]
         progress.line("decoding their frames into the cache")
@@ -508,7 +523,7 @@ def run_seed(seed: int, config: DemoConfig, folder: Path, progress: Progress) ->
         run.sft = run_sft(sft_config, clock, progress, work, sft_steps)
 
     all_labels = sft_recipe(sft_path, model=folder / "model", output_dir=folder / "sft_all_labels",
-                            records=full_records, seed=seed)
+                            records=full_records, seed=seed, **model_kind)
     with _Stage(run, clock, progress, "sft_all_labels", "SFT (every clip labelled)",
                 f"{sft_steps} steps on all {labels.train} training clips, fully labelled"):
         run.sft_all_labels = run_sft(all_labels, clock, progress, work, sft_steps)
@@ -521,7 +536,7 @@ def run_seed(seed: int, config: DemoConfig, folder: Path, progress: Progress) ->
             hpl_config = hpl_recipe(
                 recipe, model=folder / "sft", output_dir=folder / out_name, records=partial_records,
                 seed=seed, steps=hpl_steps, validations=work.hpl_validations, val_clips=work.val_clips,
-                shuffle_rewards=shuffled,
+                shuffle_rewards=shuffled, **model_kind,
             )
             max_new_tokens = max_new_tokens or hpl_config.max_completion_length
             outcome = run_hpl(hpl_config, clock, progress, work.progress_seconds)

@@ -118,7 +118,10 @@ class VideoSettings:
             if got != want
         ]
         if mismatch:
-            raise ConfigError(f"frame settings do not fit the model: {', '.join(mismatch)}")
+            raise ConfigError(
+                f"frame settings do not fit the model: {', '.join(mismatch)}; leave them out of "
+                "the recipe to take the model's own"
+            )
         return self.with_budget(frame_config.min_pixels, frame_config.max_pixels)
 
     def to_processor_dict(self, family: ModelFamily) -> dict[str, Any]:

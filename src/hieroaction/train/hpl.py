@@ -43,6 +43,7 @@ from hieroaction.errors import ConfigError, DataError
 from hieroaction.io import write_atomic
 from hieroaction.inference.saved import write_settings as write_inference_settings
 from hieroaction.models.families import IMAGE_TOKEN, VIDEO_TOKEN, VISION_END_TOKEN, VISION_START_TOKEN
+from hieroaction.models.video_inputs import VideoSettings
 from hieroaction.rewards import HierarchicalReward, RewardsConfig, parsed, reward_columns
 from hieroaction.rewards.compose import reward_variance_share
 from hieroaction.train import checkpoint as ckpt
@@ -63,6 +64,7 @@ from hieroaction.models.loading import (
     LoraSettings,
     Precision,
     TrainableParts,
+    checkpoint_family,
     load_model_and_processor,
     make_trainable,
     merge_adapter,
@@ -186,11 +188,16 @@ class Rollout:
 def check_inputs(config: HPLConfig) -> tuple[LoadedData, HierarchicalReward]:
     """Everything that can be checked before a model is loaded: one sentence per problem.
 
-    Also fills the frame cache, so no training step decodes video.
+    Also fits ``config.data.frames`` to the model's family and fills the frame cache, so no
+    training step decodes video.
     """
     if config.rollout_backend == "vllm" and (reason := vllm_unavailable_reason()):
         raise ConfigError(reason)
-    resolve_checkpoint(config.model)
+    # frame grid and pixel budget the recipe leaves out are the model family's (fitted in place,
+    # so the cache, the processor and the saved settings agree); what it sets must fit the model
+    family = checkpoint_family(resolve_checkpoint(config.model))
+    config.data.frames = config.data.frames.fit(family.name)
+    VideoSettings.for_family(family).for_frames(config.data.frames)
     reward = HierarchicalReward(config.rewards)
     if not config.data.records:
         raise ConfigError("config key 'data.records' is required (a unified-records JSONL file)")

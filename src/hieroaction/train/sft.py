@@ -167,14 +167,18 @@ def load_sft_config(path: str | Path | None, overrides: Sequence[str] | None = N
 
 def check_sft_config(config: SFTConfig) -> SFTPlan:
     """Every check that needs neither the records nor the model weights: required keys, the
-    model path and family, frame settings against the family, reporting, output folder and
-    resume point. Raises :class:`ConfigError` with one sentence."""
+    model path and family, frame settings against the family (the frame grid and pixel budget
+    left out of the recipe become the family's: ``config.data.frames`` is fitted in place),
+    reporting, output folder and resume point. Raises :class:`ConfigError` with one sentence."""
     if not config.output_dir:
         raise ConfigError("config key 'output_dir' is required")
     if not config.data.records:
         raise ConfigError("config key 'data.records' is required (a unified-records JSONL file)")
     model_path = resolve_checkpoint(config.model)
     family = checkpoint_family(model_path)
+    # frame grid and pixel budget the recipe leaves out are the model family's; what it sets
+    # must fit the model
+    config.data.frames = config.data.frames.fit(family.name)
     VideoSettings.for_family(family).for_frames(config.data.frames)
     if "tensorboard" in config.report_to:
         from transformers.integrations import is_tensorboard_available

@@ -60,6 +60,15 @@ FAMILY_FRAME_SETTINGS: dict[str, dict[str, Any]] = {
     },
 }
 
+# The frame settings that belong to the model: its patch grid (factor, temporal_factor), the
+# scope of its pixel budget (clip_budget) and the budget itself. A recipe may leave any of them
+# out: it then takes the value of the model it trains (FrameConfig.fit, called by SFT and HPL once
+# the model's family is known), so one recipe fits Qwen2.5-VL and Qwen3-VL alike. A value a
+# recipe sets is kept, and refused with one sentence when the model cannot use it. Until fitted,
+# an unset field holds the DEFAULT_FAMILY's value.
+MODEL_FIELDS = ("factor", "min_pixels", "max_pixels", "clip_budget", "temporal_factor")
+DEFAULT_FAMILY = "qwen2_5_vl"
+
 
 @dataclass
 class FrameConfig:
@@ -77,6 +86,8 @@ class FrameConfig:
         max_pixels: largest budget, per frame (or per clip with ``clip_budget``).
         clip_budget: the budget covers ``frames x height x width`` of the whole clip (Qwen3-VL).
         temporal_factor: frames per temporal patch, used by the clip budget's rounding.
+            These five (:data:`MODEL_FIELDS`) may be left unset (``None``): they then come
+            from the model's family (:meth:`fit`); until then they hold Qwen2.5-VL's values.
         decoder: ``auto``, ``pyav`` or ``decord`` (``auto`` picks PyAV; see docs/video.md).
         default_fps: fps used when neither the record nor the container gives one.
         max_source_side: a source side above this is an error (corrupt header, not a video).
@@ -91,17 +102,22 @@ class FrameConfig:
     max_frames: int = 64
     min_frames_per_step: int = 2
     resize: bool = True
-    factor: int = 28
-    min_pixels: int = 128 * 28 * 28
-    max_pixels: int = 768 * 28 * 28
-    clip_budget: bool = False
-    temporal_factor: int = 2
+    factor: int | None = None
+    min_pixels: int | None = None
+    max_pixels: int | None = None
+    clip_budget: bool | None = None
+    temporal_factor: int | None = None
     decoder: DecoderName = "auto"
     default_fps: float = 25.0
     max_source_side: int = MAX_SOURCE_SIDE
     max_frame_pixels: int = MAX_FRAME_PIXELS
 
     def __post_init__(self) -> None:
+        # Which model fields were left unset (not a dataclass field: it keys no cache and is not
+        # saved; a saved or copied config has every field set).
+        self._unset = tuple(name for name in MODEL_FIELDS if getattr(self, name) is None)
+        for name in self._unset:
+            setattr(self, name, FAMILY_FRAME_SETTINGS[DEFAULT_FAMILY][name])
         if self.strategy not in ("uniform", "fps", "steps"):
             raise ConfigError(
                 f"frame strategy must be 'uniform', 'fps' or 'steps', got {self.strategy!r}"
@@ -125,7 +141,8 @@ class FrameConfig:
                 raise ConfigError(f"frame setting {name!r} must be a positive number, got {value!r}")
             # 5 and 5.0 are the same setting: store one form so cache keys agree.
             setattr(self, name, float(value))
-        if self.min_pixels > self.max_pixels:
+        # with a bound left to the model, the pair is checked once fitted
+        if self.min_pixels > self.max_pixels and not {"min_pixels", "max_pixels"} & set(self._unset):
             raise ConfigError(
                 f"min_pixels ({self.min_pixels}) must not exceed max_pixels ({self.max_pixels})"
             )
@@ -139,6 +156,24 @@ class FrameConfig:
                 f"expected one of {sorted(FAMILY_FRAME_SETTINGS)}"
             )
         return cls(**{**FAMILY_FRAME_SETTINGS[family], **overrides})
+
+    @property
+    def unset(self) -> tuple[str, ...]:
+        """The :data:`MODEL_FIELDS` this config left to the model (none after :meth:`fit`)."""
+        return getattr(self, "_unset", ())
+
+    def fit(self, family: str, **model: Any) -> FrameConfig:
+        """A copy whose unset :data:`MODEL_FIELDS` are the model's: ``family``'s grid and
+        default budget, or the values given in ``model`` (e.g. ``min_pixels`` and
+        ``max_pixels`` of a model's own processor). Fields the config set are kept as they are
+        (whether the model can use them is ``VideoSettings.for_frames``'s check)."""
+        if family not in FAMILY_FRAME_SETTINGS:
+            raise ConfigError(
+                f"unknown model family {family!r} for frame settings; "
+                f"expected one of {sorted(FAMILY_FRAME_SETTINGS)}"
+            )
+        values = {**FAMILY_FRAME_SETTINGS[family], **model}
+        return dataclasses.replace(self, **{name: values[name] for name in self.unset})
 
     def to_dict(self) -> dict[str, Any]:
         """A plain mapping of every field (what keys the cache)."""
