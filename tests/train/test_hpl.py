@@ -358,3 +358,22 @@ def test_the_reference_model_runs_in_the_policys_precision(setup, tmp_path):
         assert trainer.train_step()["metrics"]["kl"] < 1e-6
     finally:
         AcceleratorState._reset_state(reset_partial_state=True)
+
+
+def test_batched_validation_answers_as_one_clip_at_a_time(setup, tmp_path):
+    # validation answers eval_batch_size prompts per generate call, left-padded: the greedy
+    # answers, and so every validation metric but the sampled reward, are those of one clip at a
+    # time (prompts of different lengths, so the padding is exercised)
+    trainer = HPLTrainer(_config(setup, tmp_path / "batched", "data.eval_split=train", "eval_samples=5",
+                                 "eval_batch_size=4", "max_completion_length=24"))
+    examples = [trainer.example(trainer.val_set, i) for i in range(5)]
+    lengths = {int(e.inputs["input_ids"].shape[1]) for e in examples}
+    assert len(lengths) > 1
+    alone = [trainer.rollout(e, n=1, greedy=True).texts[0] for e in examples]
+    assert trainer.answers(examples[:4], greedy=True) + trainer.answers(examples[4:], greedy=True) == alone
+    batched = trainer.evaluate()
+    trainer.config.eval_batch_size = 1
+    single = trainer.evaluate()
+    for key, value in single.items():
+        if key != "val/reward_sampled":
+            assert batched[key] == pytest.approx(value, nan_ok=True), key

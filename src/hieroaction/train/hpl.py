@@ -134,6 +134,7 @@ class HPLConfig:
     log_samples: int = 2  # completions written to samples.jsonl per logging step
     eval_steps: int = 0  # validation every N steps (0: only at the end)
     eval_samples: int = 0  # validation records scored per evaluation (data.eval_split); 0: all
+    eval_batch_size: int = 8  # validation prompts per generate call (left-padded)
     selection: SelectionConfig = field(default_factory=SelectionConfig)  # which checkpoint is best/
     # The null control: each batch's reward results are permuted among its completions (seeded),
     # so whatever the run still gains is not the rewards' doing (docs/hpl.md).
@@ -144,7 +145,7 @@ class HPLConfig:
 
     def __post_init__(self) -> None:
         positive = ("group_size", "prompts_per_step", "max_completion_length", "max_steps", "num_iterations",
-                    "save_steps", "logging_steps", "keep_checkpoints")
+                    "save_steps", "logging_steps", "keep_checkpoints", "eval_batch_size")
         for name in positive:
             if getattr(self, name) < 1:
                 raise ConfigError(f"hpl setting {name!r} must be at least 1, got {getattr(self, name)}")
@@ -800,6 +801,38 @@ class HPLTrainer:
         keys = set.intersection(*(set(m) for m in gathered))
         return {k: (metrics[k] if k == "step" else float(np.mean([m[k] for m in gathered]))) for k in keys}
 
+    @torch.no_grad()
+    def answers(self, examples: Sequence[PromptInputs], greedy: bool) -> list[str]:
+        """One answer per prompt, the prompts in one left-padded generate call: greedy (decoded as
+        ``hieroaction assess`` decodes) or sampled with the rollouts' sampling config. Validation
+        uses it; training's groups go through :meth:`rollout`."""
+        from hieroaction.models import collate
+
+        if len(examples) == 1:
+            return self.rollout(examples[0], n=1, greedy=greedy).texts
+        device = self.accelerator.device
+        batch = collate([e.inputs for e in examples], self.pad_id, padding_side="left")
+        inputs = {key: value.to(device) for key, value in batch.items()}
+        policy = self.policy
+        was_training = policy.training
+        policy.eval()
+        common = dict(max_new_tokens=self.config.max_completion_length, suppress_tokens=self.blocked_ids,
+                      eos_token_id=self.eos_ids, pad_token_id=self.pad_id)
+        synced = self.engine.sharded_parameters and self.accelerator.num_processes > 1
+        try:
+            if greedy:
+                out = policy.generate(**inputs, do_sample=False, temperature=None, top_k=None, top_p=None,
+                                      synced_gpus=synced, **common)
+            else:
+                generation = _sampling_config(self.config.temperature, common)
+                with _only_generation_config(policy, generation):
+                    out = policy.generate(**inputs, generation_config=generation, synced_gpus=synced)
+        finally:
+            policy.train(was_training)
+        completion = out[:, inputs["input_ids"].shape[1]:]
+        mask = _completion_mask(completion, self.eos_ids)
+        return self.processor.batch_decode(completion * mask + self.pad_id * (1 - mask))
+
     # ----- validation -------------------------------------------------------------------------
 
     @torch.no_grad()
@@ -823,25 +856,26 @@ class HPLTrainer:
             # ZeRO-3/FSDP: generate runs collectives, so every process answers as many clips
             # (a process with one clip fewer answers the first clip again and drops it)
             indices += [None] * (-(-n // world) - len(indices))
-        for index in indices:
-            if index is None:
-                example = self.example(self.val_set, 0)
-                self.rollout(example, n=1, greedy=True)
-                with torch.random.fork_rng(devices=[]):
-                    self.rollout(example, n=1)
-                continue
-            record = self.val_set.records[index]
-            example = self.example(self.val_set, index)
-            columns = {k: [v] for k, v in example.columns.items()}
-            greedy = self.rollout(example, n=1, greedy=True).texts[0]
+        size = self.config.eval_batch_size
+        for first in range(0, len(indices), size):
+            chunk = indices[first : first + size]
+            examples = [self.example(self.val_set, 0 if i is None else i) for i in chunk]
+            greedy = self.answers(examples, greedy=True)
             with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(self.config.seed * 1_000_003 + self.step * 1009 + index)
-                sampled = self.rollout(example, n=1).texts[0]
-            rewards = self.reward([greedy, sampled], group_size=1, step=10**9,
-                                  **{k: v * 2 for k, v in columns.items()})
-            parse = parsed(greedy)
-            rows.append((rewards[0].total, rewards[1].total, record.id, parse.assessment, greedy,
-                         [p.model_dump(mode="json") for p in parse.problems]))
+                # seeded by the step and the batch's first clip: the same answers on a rerun,
+                # and training's random numbers are not disturbed
+                torch.manual_seed(self.config.seed * 1_000_003 + self.step * 1009 + (chunk[0] or 0))
+                sampled = self.answers(examples, greedy=False)
+            kept = [(k, i) for k, i in enumerate(chunk) if i is not None]
+            if not kept:
+                continue
+            columns = {key: [examples[k].columns[key] for k, _ in kept] * 2 for key in examples[0].columns}
+            texts = [greedy[k] for k, _ in kept] + [sampled[k] for k, _ in kept]
+            rewards = self.reward(texts, group_size=1, step=10**9, **columns)
+            for j, (k, index) in enumerate(kept):
+                parse = parsed(greedy[k])
+                rows.append((rewards[j].total, rewards[len(kept) + j].total, self.val_set.records[index].id,
+                             parse.assessment, greedy[k], [p.model_dump(mode="json") for p in parse.problems]))
         if world > 1:
             from accelerate.utils import gather_object
 
