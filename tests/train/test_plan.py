@@ -27,10 +27,16 @@ def test_every_shipped_recipe_has_a_plan(recipe):
     plan = plan_recipe(recipe, gpus=8)
     assert plan.kind == recipe.parent.name == recipe_kind(recipe)
     assert plan.method == ("lora" if "_lora" in recipe.stem else "full")
-    size = "7B" if "_7b_" in recipe.stem else "3B"
-    assert plan.arch.name == f"Qwen/Qwen2.5-VL-{size}-Instruct"
-    # 16 frames of a 720p source at the recipes' 256 tokens per frame: 8 x 24 x 42 / 4 merged
-    assert plan.frames == (16, 336, 588) and plan.visual_tokens == 2016
+    size = recipe.stem.split("_")[-2] if "_steps" not in recipe.stem else "7b"
+    if "_qwen3_vl_" in recipe.stem:
+        assert plan.arch.name == f"Qwen/Qwen3-VL-{size.upper()}-Instruct"
+        # 16 frames of a 720p source within the per-clip budget of 16 x 256 tokens of 32 x 32:
+        # 8 x 12 x 21 merged tokens
+        assert plan.frames == (16, 384, 672) and plan.visual_tokens == 2016
+    else:
+        assert plan.arch.name == f"Qwen/Qwen2.5-VL-{size.upper()}-Instruct"
+        # 16 frames of a 720p source at the recipes' 256 tokens per frame: 8 x 24 x 42 / 4 merged
+        assert plan.frames == (16, 336, 588) and plan.visual_tokens == 2016
     for method in ("lora", "full"):
         by = plan.estimates[method]
         assert by["zero3"].weights < by["zero2"].weights

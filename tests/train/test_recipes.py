@@ -1,6 +1,6 @@
-"""Every SFT recipe in configs/sft/ loads as written and trains for a step with the tiny model
-and the synthetic benchmark swapped in through command-line overrides; the accelerate configs
-are valid accelerate files."""
+"""Every SFT recipe in configs/sft/ loads as written and trains for a step with the tiny model of
+its family (Qwen2.5-VL or Qwen3-VL) and the synthetic benchmark swapped in through command-line
+overrides; the accelerate configs are valid accelerate files."""
 
 from __future__ import annotations
 
@@ -15,14 +15,27 @@ from hieroaction.train.sft import load_sft_config, train_sft
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 RECIPES = sorted((CONFIGS / "sft").glob("*.yaml"))
 ACCELERATE = sorted((CONFIGS / "accelerate").glob("*.yaml"))
+# The released checkpoints of each family's recipes: size in the file name -> model id.
+MODEL_IDS = {
+    "qwen2_5_vl": {"7b": "Qwen/Qwen2.5-VL-7B-Instruct", "3b": "Qwen/Qwen2.5-VL-3B-Instruct"},
+    "qwen3_vl": {"8b": "Qwen/Qwen3-VL-8B-Instruct", "4b": "Qwen/Qwen3-VL-4B-Instruct"},
+}
+# Each family's frame grid: (factor, clip_budget).
+GRIDS = {"qwen2_5_vl": (28, False), "qwen3_vl": (32, True)}
+
+
+def family_of(name: str) -> str:
+    """The model family a recipe's file name names (synth_small: Qwen2.5-VL)."""
+    return "qwen3_vl" if "_qwen3_vl_" in name else "qwen2_5_vl"
 
 
 def test_the_recipe_set_is_complete():
     names = {p.stem for p in RECIPES}
     for dataset in ("finediving", "mtl_aqa"):
-        for size in ("7b", "3b"):
-            for method in ("lora", "full"):
-                assert f"{dataset}_qwen2_5_vl_{size}_{method}" in names
+        for family, sizes in MODEL_IDS.items():
+            for size in sizes:
+                for method in ("lora", "full"):
+                    assert f"{dataset}_{family}_{size}_{method}" in names
     assert "synth_small" in names
     assert {p.stem for p in ACCELERATE} >= {"1gpu", "8gpu_zero3", "multinode_zero3", "8gpu_zero2", "8gpu_fsdp"}
 
@@ -33,11 +46,14 @@ def test_recipe_loads_as_written(recipe):
     name = recipe.stem
     if name != "synth_small":
         size, method = name.removesuffix("_steps").split("_")[-2:]
-        assert config.model == f"Qwen/Qwen2.5-VL-{size.upper()}-Instruct"
+        family = family_of(name)
+        assert config.model == MODEL_IDS[family][size]
         assert config.lora.enabled == (method == "lora")
         assert config.output_dir == f"runs/sft/{name}"
         assert config.data.eval_split is None  # no validation split: never select on test
-        assert config.data.frames.factor == 28 and not config.data.frames.clip_budget
+        # the grid is set on purpose, for the family the recipe is named after
+        frames = config.data.frames
+        assert (frames.factor, frames.clip_budget) == GRIDS[family] and frames.unset == ()
         assert config.data.records.startswith(f"data/{name.split('_qwen')[0]}/")
         assert config.gradient_checkpointing
         # Frames are sampled as evaluate/assess/serve sample them, except in the explicit
@@ -75,8 +91,12 @@ def test_sft_and_hpl_recipes_sample_the_same_frames():
 
 @pytest.mark.parametrize("recipe", RECIPES, ids=lambda p: p.stem)
 def test_recipe_trains_a_step_with_the_tiny_model(recipe, tiny_models, synth_data, frame_cache, short_template, tmp_path):
+    family = family_of(recipe.stem)
+    # 6 frames of the smallest grid cell: 56x56 per frame (Qwen2.5-VL), 32x32 per frame within
+    # the per-clip budget (Qwen3-VL)
+    budget = "3136" if family == "qwen2_5_vl" else str(6 * 32 * 32)
     overrides = [
-        "--model", str(tiny_models["qwen2_5_vl"]),
+        "--model", str(tiny_models[family]),
         "--output_dir", str(tmp_path / "run"),
         "--data.records", str(synth_data),
         "--data.cache_dir", str(frame_cache),
@@ -85,8 +105,8 @@ def test_recipe_trains_a_step_with_the_tiny_model(recipe, tiny_models, synth_dat
         "--data.decode_workers", "1",
         # 3 steps x 2 frames fit the step-aware strategy of the _steps ablation.
         "--data.frames.num_frames", "6",
-        "--data.frames.min_pixels", "3136",
-        "--data.frames.max_pixels", "3136",
+        "--data.frames.min_pixels", budget,
+        "--data.frames.max_pixels", budget,
         "--data.prompt.template", str(short_template),
         "--max_steps", "1",
         "--save_steps", "1",

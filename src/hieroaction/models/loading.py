@@ -315,6 +315,23 @@ def _root_modules(model: Any, pattern: str) -> list[str]:
     return [n for n in names if not any(n.startswith(p + ".") for p in names if p != n)]
 
 
+def _wrappable(model: Any, roots: Sequence[str]) -> list[str]:
+    """``roots`` with each module container (Qwen3-VL's ``deepstack_merger_list``, a
+    ``ModuleList``) replaced by its children: PEFT's ``modules_to_save`` copies one module each
+    and refuses a container."""
+    import torch
+
+    modules = dict(model.named_modules())
+    out: list[str] = []
+    for root in roots:
+        module = modules[root]
+        if isinstance(module, (torch.nn.ModuleList, torch.nn.ModuleDict)):
+            out.extend(f"{root}.{child}" for child, _ in module.named_children())
+        else:
+            out.append(root)
+    return out
+
+
 def parameter_counts(model: Any) -> dict[str, int]:
     """``{"trainable": ..., "total": ...}`` parameter counts."""
     total = sum(p.numel() for p in model.parameters())
@@ -361,7 +378,7 @@ def apply_lora(model: Any, lora: LoraSettings, parts: TrainableParts, seed: int)
         lora_dropout=lora.dropout,
         target_modules=list(lora.target_modules),
         exclude_modules=sorted(excluded) or None,
-        modules_to_save=merger_roots if parts.merger and merger_roots else None,
+        modules_to_save=_wrappable(model, merger_roots) if parts.merger and merger_roots else None,
         task_type="CAUSAL_LM",
     )
     set_seed(seed)  # the adapters' initialisation
