@@ -71,8 +71,8 @@ def test_check_inputs_says_how_to_install_vllm_before_reading_any_data(tmp_path,
     with pytest.raises(ConfigError, match="needs a CUDA GPU and none is visible"):
         check_inputs(config)
     # the default backend does not ask for vLLM (it stops at the missing records instead; the
-    # folder must look like a checkpoint, or the model is what it stops at)
-    (tmp_path / "config.json").write_text("{}")
+    # folder must look like a checkpoint of a known family, or the model is what it stops at)
+    (tmp_path / "config.json").write_text('{"model_type": "qwen2_5_vl"}')
     with pytest.raises(ConfigError, match="data.records"):
         check_inputs(load_config(HPLConfig, None, [f"model={tmp_path}"]))
 
