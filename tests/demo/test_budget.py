@@ -81,7 +81,18 @@ def test_the_budget_scales_the_step_counts_not_the_clock():
     ({"data": {"full_labels": 1.5}}, "data.full_labels"),
     ({"data": {"action_labels": -0.5}}, "data.action_labels"),
     ({"no_such_key": 1}, "no_such_key"),
+    ({"jobs": -1}, "jobs must be >= 0"),
 ])
 def test_bad_settings_are_one_sentence(data, key):
     with pytest.raises(ConfigError, match=key):
         config_from_dict(DemoConfig, data)
+
+
+def test_seeds_run_at_once_as_the_cores_allow(monkeypatch):
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    assert DemoConfig(seeds=3).seed_jobs() == 2  # 2 cores, one thread each
+    assert DemoConfig(seeds=3, threads=2).seed_jobs() == 1
+    assert DemoConfig(seeds=1).seed_jobs() == 1  # never more processes than seeds
+    assert DemoConfig(seeds=3, jobs=3).seed_jobs() == 3  # asked for
+    monkeypatch.setattr("os.cpu_count", lambda: None)
+    assert DemoConfig(seeds=3).seed_jobs() == 1

@@ -108,7 +108,8 @@ def _numbers(path: Path) -> list:
 
     def clean(value):
         if isinstance(value, dict):
-            return {k: clean(v) for k, v in value.items() if k not in drop and "seconds" not in k}
+            return {k: clean(v) for k, v in value.items()
+                    if k not in drop and not any(t in k for t in ("seconds", "runtime", "per_second"))}
         if isinstance(value, list):
             return [clean(v) for v in value]
         return value
@@ -118,10 +119,15 @@ def _numbers(path: Path) -> list:
 
 @pytest.mark.slow
 def test_the_same_seed_gives_the_same_numbers(tmp_path):
+    # two seeds one after the other in this process, then both at once in processes of their own
     recipe = _short_recipe(tmp_path)
-    for name in ("a", "b"):
-        assert main(["demo", "--out", str(tmp_path / name), f"recipes.hpl={recipe}", "--quiet", *SHORT]) == 0
-    assert _numbers(tmp_path / "a" / "metrics.json") == _numbers(tmp_path / "b" / "metrics.json")
+    for name, jobs in (("a", "1"), ("b", "2")):
+        assert main(["demo", "--out", str(tmp_path / name), f"recipes.hpl={recipe}", "--quiet", "--seeds", "2",
+                     "--jobs", jobs, *SHORT]) == 0
+    a = _numbers(tmp_path / "a" / "metrics.json")
+    assert [s["seed"] for s in a] == [0, 1]
+    assert a == _numbers(tmp_path / "b" / "metrics.json")
+    assert json.loads((tmp_path / "b" / "metrics.json").read_text(encoding="utf-8"))["demo"]["jobs"] == 2
 
 
 def test_a_second_run_needs_overwrite(tmp_path):

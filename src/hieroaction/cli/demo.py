@@ -16,6 +16,7 @@ _FLAG_FIELDS = {
     "seeds": "seeds",
     "seed": "first_seed",
     "threads": "threads",
+    "jobs": "jobs",
     "family": "family",
     "model_size": "model_size",
     "ablations": "ablations",
@@ -46,6 +47,9 @@ def register(subparsers: Any) -> None:
                         help="also run GRPO with the final-score reward only from the same SFT model")
     parser.add_argument("--threads", type=int,
                         help="torch threads (default 1: fastest on a busy 2-core machine)")
+    parser.add_argument("--jobs", type=int, metavar="N",
+                        help="seeds run at once, one process each (default: the cores over --threads); "
+                             "the numbers do not change, only the time")
     parser.add_argument("--family", choices=["qwen2_5_vl", "qwen3_vl"], help="model family")
     parser.add_argument("--model-size", choices=["tiny", "medium", "small"],
                         help="size of the random model (default tiny, see docs/demo.md)")

@@ -8,6 +8,7 @@ number below can be changed from a YAML file (``--config``) or as ``key=value`` 
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -73,15 +74,15 @@ class WorkConfig:
     sft_steps: int = 1200  # each of the two SFT runs (labelled part; every clip fully labelled)
     hpl_steps: int = 60  # each GRPO run (HPL, the shuffled control, the ablation)
     hpl_validations: int = 2  # validations after the start's, evenly spaced, the last at the end
-    val_clips: int = 100  # validation clips each HPL validation answers (selection of best/)
+    val_clips: int = 0  # validation clips each HPL validation answers (best/ is chosen on them; 0: all)
     sft_evaluations: int = 3  # validation-loss points on the SFT learning curve
     progress_seconds: float = 15.0  # at most one training line per this many seconds
 
     def __post_init__(self) -> None:
-        for name in ("sft_steps", "hpl_steps", "val_clips"):
+        for name in ("sft_steps", "hpl_steps"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"work.{name} must be at least 1, got {getattr(self, name)}")
-        for name in ("hpl_validations", "sft_evaluations"):
+        for name in ("hpl_validations", "sft_evaluations", "val_clips"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"work.{name} must be >= 0, got {getattr(self, name)}")
         if not (math.isfinite(self.reference_minutes) and self.reference_minutes > 0):
@@ -148,6 +149,9 @@ class DemoConfig:
     # "tiny" learns far more per CPU minute than "small" here (docs/demo.md, "What we changed to make it learn").
     model_size: str = "tiny"
     threads: int = 1  # torch threads; one is fastest on a busy 2-core machine (docs/demo.md)
+    # seeds run at once, each in its own process (0: as many as the cores allow at `threads`
+    # each); the numbers are the same either way, only the time changes
+    jobs: int = 0
     overwrite: bool = False
     progress: bool = True
     recipes: RecipeFiles = field(default_factory=RecipeFiles)
@@ -164,6 +168,14 @@ class DemoConfig:
             raise ConfigError(f"seeds must be at least 1, got {self.seeds}")
         if self.threads < 1:
             raise ConfigError(f"threads must be at least 1, got {self.threads}")
+        if self.jobs < 0:
+            raise ConfigError(f"jobs must be >= 0 (0: as many as the cores allow), got {self.jobs}")
+
+    def seed_jobs(self) -> int:
+        """How many seeds run at once: ``jobs``, or (0) the cores over ``threads``, at most
+        ``seeds``."""
+        jobs = self.jobs or max(1, (os.cpu_count() or 1) // self.threads)
+        return max(1, min(jobs, self.seeds))
 
 
 def find_recipe(path: str) -> Path:

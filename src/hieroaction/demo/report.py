@@ -372,7 +372,8 @@ def report_html(runs: Sequence[Any], summary: Mapping[str, Any], config: DemoCon
         f"<pre>{escape(command)}</pre>",
         f"<p>Recipes: <code>{escape(config.recipes.sft)}</code>, <code>{escape(config.recipes.hpl)}</code>"
         + (f", <code>{escape(config.recipes.ablation)}</code>" if config.ablations else "")
-        + f". {info.get('cpu_count')} CPU cores, {config.threads} torch thread(s); load average "
+        + f". {info.get('cpu_count')} CPU cores, {config.threads} torch thread(s)"
+        + (f", {info['jobs']} seeds at a time" if (info.get("jobs") or 1) > 1 else "") + "; load average "
         f"{format_value((info.get('load_average_start') or [None])[0])} at the start, "
         f"{format_value((info.get('load_average_end') or [None])[0])} at the end.</p>",
     ]

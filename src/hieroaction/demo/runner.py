@@ -34,6 +34,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 from hieroaction.config import config_from_dict, config_to_dict, read_recipe
@@ -614,20 +615,58 @@ def run_demo(config: DemoConfig, progress: Progress | None = None) -> DemoResult
         f"SFT runs and {config.work.steps(config.work.hpl_steps, config.budget_minutes)} steps x "
         f"{2 + int(config.ablations)} GRPO runs; output in {out}"
     )
+    jobs = config.seed_jobs()
+    info["jobs"] = jobs
     runs: list[SeedRun] = []
     result: DemoResult | None = None
-    for seed in seeds:
-        runs.append(run_seed(seed, config, out / f"seed-{seed}", progress))
+    for run in _seed_runs(seeds, config, out, progress, jobs):
+        runs = sorted([*runs, run], key=lambda r: r.seed)
         info["seconds"] = time.monotonic() - started
         info["load_average_end"] = list(os.getloadavg())
         summary = summarise(runs, config)
         report, metrics = write_outputs(out, runs, summary, config, info)
         result = DemoResult(config, runs, summary, report, metrics, info["seconds"], info)
-        progress.note(f"seed {seed} done in {format_seconds(runs[-1].seconds)}; report: {report}")
+        progress.note(f"seed {run.seed} done in {format_seconds(run.seconds)}; report: {report}")
     assert result is not None
     (out / MARKER).write_text(json.dumps({"complete": True, "seconds": result.seconds}) + "\n",
                               encoding="utf-8")
     return result
+
+
+def _seed_runs(seeds: list[int], config: DemoConfig, out: Path, progress: Progress,
+               jobs: int) -> Iterator[SeedRun]:
+    """Each seed's run as it finishes: one after the other in this process, or ``jobs`` at a
+    time, each in a process of its own (spawned: a clean torch with ``config.threads`` threads).
+    A seed's work is fixed, so where it runs changes its time, not its numbers. The first
+    failure stops the demo; the seeds already reported are kept in ``out``."""
+    if jobs <= 1:
+        for seed in seeds:
+            yield run_seed(seed, config, out / f"seed-{seed}", progress)
+        return
+    import multiprocessing
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+    progress.note(f"{len(seeds)} seeds, {jobs} at a time (one process each, {config.threads} torch thread(s))")
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(jobs, mp_context=context) as pool:
+        pending = {pool.submit(_run_seed_process, seed, config, out / f"seed-{seed}") for seed in seeds}
+        try:
+            while pending:
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for future in sorted(done, key=lambda f: f.result().seed if f.exception() is None else -1):
+                    yield future.result()
+        finally:
+            for future in pending:
+                future.cancel()
+
+
+def _run_seed_process(seed: int, config: DemoConfig, folder: Path) -> SeedRun:
+    """One seed in a worker process of :func:`_seed_runs`."""
+    import torch
+
+    torch.set_num_threads(config.threads)
+    _quiet_libraries()
+    return run_seed(seed, config, folder, Progress(config.progress))
 
 
 def _quiet_libraries() -> None:
