@@ -67,13 +67,14 @@ class WorkConfig:
     loaded machine (one torch thread); ``--budget-minutes`` scales the step counts.
 
     Timed on the 2-core development machine: an SFT step of the tiny model (batch 8) takes about
-    0.18 s, a GRPO step (2 prompts x G 8) about 1.5 s, a validation answer about 0.2 s.
+    0.18 s, a GRPO step (2 prompts x G 8) about 1.2 s, a validation of the 195 validation clips
+    (greedy and sampled answers, 8 clips per generate call) about 30 s.
     """
 
     reference_minutes: float = 15.0
     sft_steps: int = 1200  # each of the two SFT runs (labelled part; every clip fully labelled)
-    hpl_steps: int = 60  # each GRPO run (HPL, the shuffled control, the ablation)
-    hpl_validations: int = 2  # validations after the start's, evenly spaced, the last at the end
+    hpl_steps: int = 120  # each GRPO run (HPL, the shuffled control, the ablation)
+    hpl_validations: int = 4  # validations after the start's, evenly spaced, the last at the end
     val_clips: int = 0  # validation clips each HPL validation answers (best/ is chosen on them; 0: all)
     sft_evaluations: int = 3  # validation-loss points on the SFT learning curve
     progress_seconds: float = 15.0  # at most one training line per this many seconds
