@@ -377,3 +377,16 @@ def test_batched_validation_answers_as_one_clip_at_a_time(setup, tmp_path):
     for key, value in single.items():
         if key != "val/reward_sampled":
             assert batched[key] == pytest.approx(value, nan_ok=True), key
+
+
+def test_a_checkpoint_stored_in_bf16_trains_in_the_precision_asked_for(setup, tmp_path):
+    # released Qwen checkpoints are stored in bf16: precision fp32 must not train bf16 weights
+    root, model, data = setup
+    stored = tmp_path / "bf16"
+    shutil.copytree(model, stored)
+    from hieroaction.models.loading import load_model_and_processor
+
+    weights, _ = load_model_and_processor(stored)
+    weights.to(torch.bfloat16).save_pretrained(stored)
+    trainer = HPLTrainer(_config((root, stored, data), tmp_path / "out", "precision=fp32", "data.eval_split=none"))
+    assert {p.dtype for p in trainer.policy.parameters()} == {torch.float32}

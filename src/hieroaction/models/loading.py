@@ -210,6 +210,13 @@ def torch_dtype(precision: str) -> Any:
 # ---------------------------------------------------------------------------------------------
 
 
+def weights_dtype(precision: str) -> Any:
+    """The dtype training loads the weights in for a resolved precision: bf16 for bf16, else fp32
+    (fp16 mixed precision keeps fp32 master weights: the grad scaler refuses fp16 parameters).
+    Never the checkpoint's own: released Qwen checkpoints are stored in bf16."""
+    return torch_dtype("bf16" if normalise_precision(precision) == "bf16" else "fp32")
+
+
 def load_model_and_processor(path: str | Path, dtype: Any = None) -> tuple[Any, VideoChatProcessor]:
     """Load a checkpoint (a model folder, tiny or released, an adapter folder or a Hub id) as
     ``(model, processor)`` in eval mode, without torchvision.

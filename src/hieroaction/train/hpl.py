@@ -71,6 +71,7 @@ from hieroaction.models.loading import (
     normalise_precision,
     resolve_checkpoint,
     resolve_precision,
+    weights_dtype,
 )
 from hieroaction.train.vllm_rollout import (
     VLLMRollout,
@@ -124,7 +125,8 @@ class HPLConfig:
     lora: LoraSettings = field(default_factory=LoraSettings)
     trainable: TrainableParts = field(default_factory=TrainableParts)
     gradient_checkpointing: bool = False
-    # auto: bf16 where the GPU has it, else fp32 (weights stay fp32; bf16/fp16 run under autocast)
+    # auto: bf16 where the GPU has it, else fp32. bf16 loads the weights in bf16 (as SFT); fp16 keeps
+    # fp32 weights under autocast; fp32 loads fp32 whatever the checkpoint is stored in
     precision: Precision = "auto"
     # bookkeeping
     seed: int = 0
@@ -281,7 +283,8 @@ class HPLTrainer:
 
     def _load_model(self) -> None:
         config = self.config
-        model, self.processor = load_model_and_processor(config.model)
+        # fp32 weights unless the precision is bf16 (as SFT), whatever dtype the checkpoint is stored in
+        model, self.processor = load_model_and_processor(config.model, dtype=weights_dtype(resolve_precision(config.precision)))
         # the cached frames are already at the frame budget: the processor must not resize again
         self.processor.video = self.processor.video.for_frames(config.data.frames)
         self.family = self.processor.family

@@ -46,12 +46,12 @@ from hieroaction.models.loading import (
     TrainableParts,
     checkpoint_family,
     load_model_and_processor,
+    weights_dtype,
     make_trainable,
     merge_adapter,
     normalise_precision,
     resolve_checkpoint,
     resolve_precision,
-    torch_dtype,
 )
 from hieroaction.models.video_inputs import VideoSettings
 from hieroaction.train.data import (
@@ -213,7 +213,7 @@ def prepare_sft(config: SFTConfig, progress: bool = True) -> SFTPlan:
 def load_for_training(plan: SFTPlan) -> tuple[Any, Any]:
     """Load the model and processor of ``plan`` and make the configured parts trainable."""
     config = plan.config
-    model, processor = load_model_and_processor(plan.model_path, dtype=_weights_dtype(plan.precision))
+    model, processor = load_model_and_processor(plan.model_path, dtype=weights_dtype(plan.precision))
     if config.attn_implementation:
         try:
             model.set_attn_implementation(config.attn_implementation)
@@ -226,11 +226,6 @@ def load_for_training(plan: SFTPlan) -> tuple[Any, Any]:
     model = make_trainable(model, config.lora, config.trainable, seed=config.seed)
     logger.info("model %s (%s)", plan.model_path, plan.family.name)
     return model, processor
-
-
-def _weights_dtype(precision: str) -> Any:
-    """fp16 mixed precision keeps fp32 master weights (the grad scaler refuses fp16 parameters)."""
-    return torch_dtype("bf16" if precision == "bf16" else "fp32")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -360,7 +355,7 @@ def _merge_adapter(plan: SFTPlan, adapter_dir: Path, processor: Any) -> None:
     from hieroaction.train.distributed import loading_whole
 
     with loading_whole():  # ZeRO-3 would build the base model sharded, waiting for the other processes
-        base, _ = load_model_and_processor(plan.model_path, dtype=_weights_dtype(plan.precision))
+        base, _ = load_model_and_processor(plan.model_path, dtype=weights_dtype(plan.precision))
         merged = merge_adapter(base, adapter_dir)
         merged.save_pretrained(plan.output_dir)
     processor.save_pretrained(plan.output_dir)
