@@ -96,3 +96,14 @@ def test_seeds_run_at_once_as_the_cores_allow(monkeypatch):
     assert DemoConfig(seeds=3, jobs=3).seed_jobs() == 3  # asked for
     monkeypatch.setattr("os.cpu_count", lambda: None)
     assert DemoConfig(seeds=3).seed_jobs() == 1
+
+
+def test_the_processes_left_over_run_a_seeds_training_runs_at_once(monkeypatch):
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    assert DemoConfig(seeds=1).stage_jobs() == 2  # 1 seed on 2 cores: the SFT runs, then the GRPO runs, in pairs
+    assert DemoConfig(seeds=2).stage_jobs() == 1  # 2 seeds at once, each one stage after the other
+    assert DemoConfig(seeds=3, jobs=2).stage_jobs() == 1
+    assert DemoConfig(seeds=1, jobs=1).stage_jobs() == 1
+    assert DemoConfig(seeds=2, jobs=4).stage_jobs() == 2
+    assert DemoConfig(seeds=3, jobs=4).stage_jobs() == 1  # 3 seeds at once, 4 // 3
+    assert DemoConfig(seeds=1, threads=2).stage_jobs() == 1

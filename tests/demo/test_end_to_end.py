@@ -3,9 +3,11 @@
 ``test_a_short_demo_runs_every_stage`` (default suite, once per model family) runs the command
 line at a 0.3-minute budget (24 SFT steps per SFT run, 5 GRPO steps per GRPO run), 40 clips and the demo's HPL recipe
 with shorter answers: data, model, both SFT runs, HPL, the shuffled control, evaluation and
-report all run. ``test_demo_runs_end_to_end_in_two_minutes`` is the smoke test with the real
-recipes (``--budget-minutes 2``), and ``test_the_same_seed_gives_the_same_numbers`` runs the
-short demo twice; both are marked ``slow`` (``python -m pytest -m slow tests/demo``). None
+report all run (Qwen2.5-VL with ``--jobs 2``: the SFT runs, then the GRPO runs, in pairs of
+processes; Qwen3-VL with ``--jobs 1``). ``test_demo_runs_end_to_end_in_two_minutes`` is the
+smoke test with the real recipes (``--budget-minutes 2``), and
+``test_the_same_seed_gives_the_same_numbers`` runs the short demo three ways (seeds one after
+the other, seeds at once, a seed's training runs at once); both are marked ``slow`` (``python -m pytest -m slow tests/demo``). None
 checks what the models learned: only that every stage ran and the outputs hold every model,
 baseline, curve and target.
 """
@@ -77,11 +79,13 @@ def _short_recipe(tmp_path: Path) -> Path:
     return recipe
 
 
-@pytest.mark.parametrize("family", ["qwen2_5_vl", "qwen3_vl"])
-def test_a_short_demo_runs_every_stage(tmp_path, capsys, family):
+# qwen2_5_vl with --jobs 2: one seed, so both SFT runs at once, then both GRPO runs, each in a
+# process of its own; qwen3_vl with --jobs 1: every stage one after the other in this process.
+@pytest.mark.parametrize("family, jobs", [("qwen2_5_vl", "2"), ("qwen3_vl", "1")])
+def test_a_short_demo_runs_every_stage(tmp_path, capfd, family, jobs):
     out = tmp_path / "demo"
     assert main(["demo", "--out", str(out), "--family", family, f"recipes.hpl={_short_recipe(tmp_path)}",
-                 *SHORT]) == 0
+                 "--jobs", jobs, *SHORT]) == 0
     data = check_outputs(out)
     (seed,) = data["seeds"]
     assert seed["data"]["clips"] == 40
@@ -91,11 +95,13 @@ def test_a_short_demo_runs_every_stage(tmp_path, capsys, family):
     assert seed["sft"]["steps"] == seed["sft_all_labels"]["steps"] == 24  # 1200 x 0.3 / 15
     assert seed["hpl"]["steps"] == seed["hpl_shuffled"]["steps"] == 5  # 240 x 0.3 / 15
     assert seed["hpl"]["group_size"] == 4 and seed["evaluation"]["max_new_tokens"] == 48
-    printed = capsys.readouterr()
+    printed = capfd.readouterr()  # the stages' processes print to the file descriptors
     assert "report:" in printed.out and "Spearman rho" in printed.out
     for stage in ("1/9 data", "2/9 model", "3/9 SFT (labelled part)", "4/9 SFT (every clip labelled)",
                   "5/9 HPL", "6/9 HPL, shuffled rewards", "7/9 calibration", "8/9 evaluation"):
-        assert stage in printed.err, stage
+        assert f"[demo seed 0 | {stage}]" in printed.err, stage
+    for stage in ("sft", "sft_all_labels", "hpl", "hpl_shuffled"):  # what the libraries print
+        assert (out / "seed-0" / "logs" / f"{stage}.log").is_file(), stage
     # 4 validation clips: too few for a calibration, which the demo says instead of failing
     assert "a calibration needs at least 20" in seed["calibration"]["skipped"]
 
@@ -119,15 +125,19 @@ def _numbers(path: Path) -> list:
 
 @pytest.mark.slow
 def test_the_same_seed_gives_the_same_numbers(tmp_path):
-    # two seeds one after the other in this process, then both at once in processes of their own
+    # two seeds one after the other in this process, then both at once in processes of their
+    # own, then seed 0 alone with its independent training runs at once (stage processes)
     recipe = _short_recipe(tmp_path)
-    for name, jobs in (("a", "1"), ("b", "2")):
-        assert main(["demo", "--out", str(tmp_path / name), f"recipes.hpl={recipe}", "--quiet", "--seeds", "2",
+    for name, seeds, jobs in (("a", "2", "1"), ("b", "2", "2"), ("c", "1", "2")):
+        assert main(["demo", "--out", str(tmp_path / name), f"recipes.hpl={recipe}", "--quiet", "--seeds", seeds,
                      "--jobs", jobs, *SHORT]) == 0
     a = _numbers(tmp_path / "a" / "metrics.json")
     assert [s["seed"] for s in a] == [0, 1]
     assert a == _numbers(tmp_path / "b" / "metrics.json")
     assert json.loads((tmp_path / "b" / "metrics.json").read_text(encoding="utf-8"))["demo"]["jobs"] == 2
+    assert _numbers(tmp_path / "c" / "metrics.json") == a[:1]
+    c = json.loads((tmp_path / "c" / "metrics.json").read_text(encoding="utf-8"))["seeds"][0]
+    assert [t["stage"] for t in c["timings"]][:len(STAGES)] == STAGES
 
 
 def test_a_second_run_needs_overwrite(tmp_path):

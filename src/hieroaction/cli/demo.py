@@ -48,8 +48,10 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--threads", type=int,
                         help="torch threads (default 1: fastest on a busy 2-core machine)")
     parser.add_argument("--jobs", type=int, metavar="N",
-                        help="seeds run at once, one process each (default: the cores over --threads); "
-                             "the numbers do not change, only the time")
+                        help="processes at once (default: the cores over --threads): seeds first, one "
+                             "process each; the processes left over run a seed's independent training "
+                             "runs at once (both SFT runs, then the GRPO runs); the numbers do not "
+                             "change, only the time")
     parser.add_argument("--family", choices=["qwen2_5_vl", "qwen3_vl"], help="model family")
     parser.add_argument("--model-size", choices=["tiny", "medium", "small"],
                         help="size of the random model (default tiny, see docs/demo.md)")

@@ -150,8 +150,10 @@ class DemoConfig:
     # "tiny" learns far more per CPU minute than "small" here (docs/demo.md, "What we changed to make it learn").
     model_size: str = "tiny"
     threads: int = 1  # torch threads; one is fastest on a busy 2-core machine (docs/demo.md)
-    # seeds run at once, each in its own process (0: as many as the cores allow at `threads`
-    # each); the numbers are the same either way, only the time changes
+    # processes at once (0: as many as the cores allow at `threads` each): seeds, each in its
+    # own process, and within a seed the independent training runs (the two SFT runs, then the
+    # GRPO runs) with the processes left over; the numbers are the same either way, only the
+    # time changes
     jobs: int = 0
     overwrite: bool = False
     progress: bool = True
@@ -172,11 +174,19 @@ class DemoConfig:
         if self.jobs < 0:
             raise ConfigError(f"jobs must be >= 0 (0: as many as the cores allow), got {self.jobs}")
 
+    def total_jobs(self) -> int:
+        """How many processes run at once: ``jobs``, or (0) the cores over ``threads``."""
+        return self.jobs or max(1, (os.cpu_count() or 1) // self.threads)
+
     def seed_jobs(self) -> int:
-        """How many seeds run at once: ``jobs``, or (0) the cores over ``threads``, at most
-        ``seeds``."""
-        jobs = self.jobs or max(1, (os.cpu_count() or 1) // self.threads)
-        return max(1, min(jobs, self.seeds))
+        """How many seeds run at once: :meth:`total_jobs`, at most ``seeds``."""
+        return max(1, min(self.total_jobs(), self.seeds))
+
+    def stage_jobs(self) -> int:
+        """How many independent training runs of one seed run at once (each in a process of its
+        own): the processes :meth:`seed_jobs` leaves over, at least 1 (at most the runs there
+        are: the demo caps it)."""
+        return max(1, self.total_jobs() // self.seed_jobs())
 
 
 def find_recipe(path: str) -> Path:

@@ -373,7 +373,9 @@ def report_html(runs: Sequence[Any], summary: Mapping[str, Any], config: DemoCon
         f"<p>Recipes: <code>{escape(config.recipes.sft)}</code>, <code>{escape(config.recipes.hpl)}</code>"
         + (f", <code>{escape(config.recipes.ablation)}</code>" if config.ablations else "")
         + f". {info.get('cpu_count')} CPU cores, {config.threads} torch thread(s)"
-        + (f", {info['jobs']} seeds at a time" if (info.get("jobs") or 1) > 1 else "") + "; load average "
+        + (f", {info['jobs']} seeds at a time" if (info.get("jobs") or 1) > 1 else "")
+        + (f", up to {info['stage_jobs']} training runs of a seed at a time"
+           if (info.get("stage_jobs") or 1) > 1 else "") + "; load average "
         f"{format_value((info.get('load_average_start') or [None])[0])} at the start, "
         f"{format_value((info.get('load_average_end') or [None])[0])} at the end.</p>",
     ]

@@ -27,14 +27,15 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import json
 import os
 import shutil
 import sys
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from collections.abc import Iterator
 from typing import Any
 
 from hieroaction.config import config_from_dict, config_to_dict, read_recipe
@@ -468,6 +469,88 @@ class _Stage:
                                  "load_start": self.load, "load_end": _load()})
 
 
+@dataclass
+class _TrainingStage:
+    """One training run of a seed that needs nothing from the others of its group.
+
+    ``name`` is its :class:`SeedRun` field, its ``logs/<name>.log`` and its ``timings`` entry;
+    ``work(clock, progress)`` returns what it measured (a partial of a module-level function,
+    so it can run in another process)."""
+
+    name: str
+    title: str
+    detail: str
+    work: Callable[[Clock, Progress], dict[str, Any]]
+
+
+def _run_stage(stage: _TrainingStage, run: SeedRun, clock: Clock, progress: Progress) -> None:
+    with _Stage(run, clock, progress, stage.name, stage.title, stage.detail):
+        setattr(run, stage.name, stage.work(clock, progress))
+
+
+@contextlib.contextmanager
+def _stage_pool(config: DemoConfig, most: int) -> Iterator[Any]:
+    """Processes for a seed's independent training runs: :meth:`DemoConfig.stage_jobs`, at most
+    ``most`` (the largest group), each spawned (a clean torch) and kept for every group, so each
+    loads the libraries once; ``None`` when there is one, and the runs stay in this process."""
+    processes = min(config.stage_jobs(), most)
+    if processes <= 1:
+        yield None
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn")) as pool:
+        yield pool
+
+
+def _run_stages(stages: list[_TrainingStage], run: SeedRun, clock: Clock, progress: Progress,
+                config: DemoConfig, pool: Any) -> None:
+    """Independent training runs of a seed, their outcomes and timings recorded in ``run`` in the
+    order given: one after the other in this process (``pool`` None), or at once in the
+    processes of ``pool`` (:func:`_stage_pool`), each with ``config.threads`` torch threads.
+    Their work is fixed, so where they run changes the time, not the numbers. The first failure
+    stops the demo."""
+    if pool is None:
+        for stage in stages:
+            _run_stage(stage, run, clock, progress)
+        return
+    from concurrent.futures import as_completed
+
+    futures = [
+        pool.submit(_run_stage_process, stage, run.seed, run.folder, clock,
+                    progress.stage_index + 1 + i, progress.stage_count, config)
+        for i, stage in enumerate(stages)
+    ]
+    try:
+        for future in as_completed(futures):
+            future.result()
+    finally:
+        for future in futures:
+            future.cancel()
+    progress.stage_index += len(stages)
+    for stage, future in zip(stages, futures):
+        outcome, timing = future.result()
+        setattr(run, stage.name, outcome)
+        run.timings.append(timing)
+
+
+def _run_stage_process(stage: _TrainingStage, seed: int, folder: str, clock: Clock, index: int,
+                       stage_count: int, config: DemoConfig) -> tuple[dict[str, Any], dict[str, Any]]:
+    """One training run in a worker process of :func:`_run_stages`: its outcome and its timing
+    (its progress lines say the seed and the stage, ``index`` of ``stage_count``)."""
+    import torch
+
+    torch.set_num_threads(config.threads)
+    _quiet_libraries()
+    progress = Progress(config.progress)
+    progress.start_seed(clock, f"seed {seed}", stage_count)
+    progress.stage_index = index - 1
+    run = SeedRun(seed=seed, folder=folder)
+    _run_stage(stage, run, clock, progress)
+    return getattr(run, stage.name), run.timings[0]
+
+
 def run_seed(seed: int, config: DemoConfig, folder: Path, progress: Progress) -> SeedRun:
     """The whole recipe for one seed: a fixed amount of work (``config.work``)."""
     from hieroaction.data.partial import partial_labels
@@ -519,34 +602,35 @@ def run_seed(seed: int, config: DemoConfig, folder: Path, progress: Progress) ->
     with _Stage(run, clock, progress, "model", "model", f"building the {config.model_size} {config.family} model"):
         build_tiny(config.family, folder / "model", size=config.model_size, seed=seed)
 
-    with _Stage(run, clock, progress, "sft", "SFT (labelled part)",
-                f"{sft_steps} steps on the {labels.full} fully labelled training clips"):
-        run.sft = run_sft(sft_config, clock, progress, work, sft_steps)
-
+    # Both SFT runs start from model/, every GRPO run from sft/: each group's runs are
+    # independent, so they may run at once (_run_stages).
     all_labels = sft_recipe(sft_path, model=folder / "model", output_dir=folder / "sft_all_labels",
                             records=full_records, seed=seed, **model_kind)
-    with _Stage(run, clock, progress, "sft_all_labels", "SFT (every clip labelled)",
-                f"{sft_steps} steps on all {labels.train} training clips, fully labelled"):
-        run.sft_all_labels = run_sft(all_labels, clock, progress, work, sft_steps)
+    with _stage_pool(config, max(2, len(grpo_runs))) as pool:
+        _run_stages([
+            _TrainingStage("sft", "SFT (labelled part)",
+                           f"{sft_steps} steps on the {labels.full} fully labelled training clips",
+                           functools.partial(run_sft, sft_config, work=work, steps=sft_steps)),
+            _TrainingStage("sft_all_labels", "SFT (every clip labelled)",
+                           f"{sft_steps} steps on all {labels.train} training clips, fully labelled",
+                           functools.partial(run_sft, all_labels, work=work, steps=sft_steps)),
+        ], run, clock, progress, config, pool)
 
-    max_new_tokens = 0
-    for stage, out_name, title, shuffled in grpo_runs:
-        recipe = find_recipe(config.recipes.ablation if stage == "ablation" else config.recipes.hpl)
-        with _Stage(run, clock, progress, stage, title,
-                    f"{hpl_steps} GRPO steps from the SFT checkpoint on all {labels.train} training clips"):
+        grpo_stages = []
+        for stage, out_name, title, shuffled in grpo_runs:
+            recipe = find_recipe(config.recipes.ablation if stage == "ablation" else config.recipes.hpl)
             hpl_config = hpl_recipe(
                 recipe, model=folder / "sft", output_dir=folder / out_name, records=partial_records,
                 seed=seed, steps=hpl_steps, validations=work.hpl_validations, val_clips=work.val_clips,
                 shuffle_rewards=shuffled, **model_kind,
             )
-            max_new_tokens = max_new_tokens or hpl_config.max_completion_length
-            outcome = run_hpl(hpl_config, clock, progress, work.progress_seconds)
+            grpo_stages.append(_TrainingStage(
+                stage, title, f"{hpl_steps} GRPO steps from the SFT checkpoint on all {labels.train} training clips",
+                functools.partial(run_hpl, hpl_config, progress_seconds=work.progress_seconds),
+            ))
             if stage == "hpl":
-                run.hpl = outcome
-            elif stage == "hpl_shuffled":
-                run.hpl_shuffled = outcome
-            else:
-                run.ablation = outcome
+                max_new_tokens = hpl_config.max_completion_length
+        _run_stages(grpo_stages, run, clock, progress, config, pool)
 
     models = {"sft": folder / "sft", "sft_all_labels": folder / "sft_all_labels",
               "hpl_shuffled": Path(run.hpl_shuffled["best"])}
@@ -617,6 +701,7 @@ def run_demo(config: DemoConfig, progress: Progress | None = None) -> DemoResult
     )
     jobs = config.seed_jobs()
     info["jobs"] = jobs
+    info["stage_jobs"] = config.stage_jobs()
     runs: list[SeedRun] = []
     result: DemoResult | None = None
     for run in _seed_runs(seeds, config, out, progress, jobs):
