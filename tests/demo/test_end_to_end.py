@@ -1,7 +1,7 @@
 """End-to-end: the whole demo, generation to report, as a small fixed amount of work.
 
 ``test_a_short_demo_runs_every_stage`` (default suite, once per model family) runs the command
-line at a 0.3-minute budget (24 SFT steps per SFT run, 5 GRPO steps per GRPO run), 40 clips and the demo's HPL recipe
+line at a 0.3-minute budget (48 SFT steps per SFT run, 5 GRPO steps per GRPO run), 40 clips and the demo's HPL recipe
 with shorter answers: data, model, both SFT runs, HPL, the shuffled control, evaluation and
 report all run (Qwen2.5-VL with ``--jobs 2``: the SFT runs, then the GRPO runs, in pairs of
 processes; Qwen3-VL with ``--jobs 1``). ``test_demo_runs_end_to_end_in_two_minutes`` is the
@@ -92,7 +92,7 @@ def test_a_short_demo_runs_every_stage(tmp_path, capfd, family, jobs):
     # the frames fit the family's grid: 64 visual tokens per clip either way (configs/demo/base/data.yaml)
     frames = seed["data"]["frames"]
     assert (frames["factor"], frames["clip_budget"]) == ((32, True) if family == "qwen3_vl" else (28, False))
-    assert seed["sft"]["steps"] == seed["sft_all_labels"]["steps"] == 24  # 1200 x 0.3 / 15
+    assert seed["sft"]["steps"] == seed["sft_all_labels"]["steps"] == 48  # 2400 x 0.3 / 15
     assert seed["hpl"]["steps"] == seed["hpl_shuffled"]["steps"] == 5  # 240 x 0.3 / 15
     assert seed["hpl"]["group_size"] == 4 and seed["evaluation"]["max_new_tokens"] == 48
     printed = capfd.readouterr()  # the stages' processes print to the file descriptors
