@@ -1,4 +1,4 @@
-"""``hieroaction demo``: the whole recipe, end to end, on a CPU, within a time budget."""
+"""``hieroaction demo``: the whole recipe, end to end, on a CPU, as a fixed amount of work."""
 
 from __future__ import annotations
 
@@ -29,17 +29,17 @@ def register(subparsers: Any) -> None:
     """Add the ``demo`` command."""
     parser = subparsers.add_parser(
         "demo",
-        help="train and evaluate the whole recipe on a synthetic benchmark (CPU, ~15 min)",
+        help="train and evaluate the whole recipe on a synthetic benchmark (CPU, a fixed amount of work)",
         description=(
             "Generate the synthetic benchmark, build a small random video VLM, run the SFT cold "
-            "start and HPL within a time budget, evaluate both (and two reference baselines) on "
+            "start and HPL for a fixed number of steps, evaluate both (and two reference baselines) on "
             "the test split, and write DIR/report.html and DIR/metrics.json. Any DemoConfig "
             "setting can be given as key=value (e.g. evaluation.batch_size=4)."
         ),
     )
     parser.add_argument("--out", metavar="DIR", help="output folder (default runs/demo)")
     parser.add_argument("--budget-minutes", type=float, metavar="M",
-                        help="wall-clock minutes per seed (default 15; every stage scales)")
+                        help="scales the step and clip counts by M / 15 (default 15: the reference work; not a wall clock)")
     parser.add_argument("--seeds", type=int, metavar="N",
                         help="repeat everything over N seeds and report mean and spread (default 1)")
     parser.add_argument("--seed", type=int, help="first seed (default 0)")
