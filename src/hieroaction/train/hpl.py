@@ -423,26 +423,8 @@ class HPLTrainer:
             return self._vllm_rollout(example, n)
         device = self.accelerator.device
         inputs = {key: value.to(device) for key, value in example.inputs.items()}  # one copy: generate expands
-        policy = self.policy
-        was_training = policy.training
-        policy.eval()
-        common = dict(num_return_sequences=n, max_new_tokens=self.config.max_completion_length,
-                      suppress_tokens=self.blocked_ids, eos_token_id=self.eos_ids, pad_token_id=self.pad_id,
-                      output_scores=True, return_dict_in_generate=True)
-        # ZeRO-3/FSDP: every forward pass gathers weights from all processes, so generate keeps
-        # stepping until every process's sequences are done
-        synced = self.engine.sharded_parameters and self.accelerator.num_processes > 1
-        try:
-            if greedy:
-                # validation's answers, decoded as `hieroaction assess` decodes them
-                out = policy.generate(**inputs, do_sample=False, temperature=None, top_k=None, top_p=None,
-                                      synced_gpus=synced, **common)
-            else:
-                generation = _sampling_config(self.config.temperature, common)
-                with _only_generation_config(policy, generation):
-                    out = policy.generate(**inputs, generation_config=generation, synced_gpus=synced)
-        finally:
-            policy.train(was_training)
+        out = self._generate(inputs, greedy, num_return_sequences=n, output_scores=True,
+                             return_dict_in_generate=True)
         prompt_len = example.inputs["input_ids"].shape[1]
         completion = out.sequences[:, prompt_len:]
         mask = _completion_mask(completion, self.eos_ids)
@@ -453,6 +435,27 @@ class HPLTrainer:
         logprobs = torch.where(mask.bool(), token_logprobs(out.scores, completion), 0.0)
         texts = self.processor.batch_decode(completion * mask + self.pad_id * (1 - mask))
         return Rollout(example, completion, mask, logprobs, texts)
+
+    def _generate(self, inputs: dict[str, torch.Tensor], greedy: bool, **settings: Any) -> Any:
+        """The policy's generate in eval mode: greedy (decoded as ``hieroaction assess`` decodes)
+        or with the rollouts' explicit sampling config, the vision tokens suppressed."""
+        policy = self.policy
+        was_training = policy.training
+        policy.eval()
+        common = dict(max_new_tokens=self.config.max_completion_length, suppress_tokens=self.blocked_ids,
+                      eos_token_id=self.eos_ids, pad_token_id=self.pad_id, **settings)
+        # ZeRO-3/FSDP: every forward pass gathers weights from all processes, so generate keeps
+        # stepping until every process's sequences are done
+        synced = self.engine.sharded_parameters and self.accelerator.num_processes > 1
+        try:
+            if greedy:
+                return policy.generate(**inputs, do_sample=False, temperature=None, top_k=None, top_p=None,
+                                       synced_gpus=synced, **common)
+            generation = _sampling_config(self.config.temperature, common)
+            with _only_generation_config(policy, generation):
+                return policy.generate(**inputs, generation_config=generation, synced_gpus=synced)
+        finally:
+            policy.train(was_training)
 
     def _vllm_rollout(self, example: PromptInputs, n: int) -> Rollout:
         """``n`` completions sampled by the colocated vLLM engine.
@@ -816,22 +819,7 @@ class HPLTrainer:
         device = self.accelerator.device
         batch = collate([e.inputs for e in examples], self.pad_id, padding_side="left")
         inputs = {key: value.to(device) for key, value in batch.items()}
-        policy = self.policy
-        was_training = policy.training
-        policy.eval()
-        common = dict(max_new_tokens=self.config.max_completion_length, suppress_tokens=self.blocked_ids,
-                      eos_token_id=self.eos_ids, pad_token_id=self.pad_id)
-        synced = self.engine.sharded_parameters and self.accelerator.num_processes > 1
-        try:
-            if greedy:
-                out = policy.generate(**inputs, do_sample=False, temperature=None, top_k=None, top_p=None,
-                                      synced_gpus=synced, **common)
-            else:
-                generation = _sampling_config(self.config.temperature, common)
-                with _only_generation_config(policy, generation):
-                    out = policy.generate(**inputs, generation_config=generation, synced_gpus=synced)
-        finally:
-            policy.train(was_training)
+        out = self._generate(inputs, greedy)
         completion = out[:, inputs["input_ids"].shape[1]:]
         mask = _completion_mask(completion, self.eos_ids)
         return self.processor.batch_decode(completion * mask + self.pad_id * (1 - mask))
