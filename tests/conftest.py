@@ -11,6 +11,9 @@ session checks at its end that no file in them was added, removed or changed.
 
 from __future__ import annotations
 
+import contextlib
+import importlib.util
+import sys
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
@@ -82,3 +85,18 @@ def synth_set(tmp_path_factory) -> Iterator[Callable[[int, int], Path]]:
 
     yield get
     check_unchanged(made)
+
+
+@contextlib.contextmanager
+def benchmark_module(name: str) -> Iterator[object]:
+    """``benchmarks/<name>.py`` imported as a module for a test (registered in sys.modules while
+    in use: dataclasses resolve string annotations through it)."""
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+        yield module
+    finally:
+        sys.modules.pop(name, None)

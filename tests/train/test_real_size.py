@@ -13,15 +13,13 @@ benchmarks/bench_real_size.py's, so the benchmark measures exactly what this tes
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import os
-import sys
-from pathlib import Path
 
 import pytest
 
-BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_real_size.py"
+from tests.conftest import benchmark_module
+
 
 
 
@@ -47,12 +45,8 @@ def test_the_size_pads_the_embedding_to_the_released_vocabulary():
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("bench_real_size", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    yield module
-    sys.modules.pop(spec.name, None)
+    with benchmark_module("bench_real_size") as module:
+        yield module
 
 
 @pytest.fixture(scope="module")
