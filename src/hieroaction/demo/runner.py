@@ -539,10 +539,7 @@ def _run_stage_process(stage: _TrainingStage, seed: int, folder: str, clock: Clo
                        stage_count: int, config: DemoConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     """One training run in a worker process of :func:`_run_stages`: its outcome and its timing
     (its progress lines say the seed and the stage, ``index`` of ``stage_count``)."""
-    import torch
-
-    torch.set_num_threads(config.threads)
-    _quiet_libraries()
+    _prepare_process(config)
     progress = Progress(config.progress)
     progress.start_seed(clock, f"seed {seed}", stage_count)
     progress.stage_index = index - 1
@@ -667,8 +664,6 @@ def run_demo(config: DemoConfig, progress: Progress | None = None) -> DemoResult
     Raises :class:`~hieroaction.errors.HieroActionError` (one sentence) for a bad output
     folder, a missing recipe or a bad setting, before anything is trained.
     """
-    import torch
-
     from hieroaction.demo.report import write_outputs
     from hieroaction.demo.summary import summarise
     from hieroaction.train.hpl import HPLConfig
@@ -683,8 +678,7 @@ def run_demo(config: DemoConfig, progress: Progress | None = None) -> DemoResult
         load_recipe(cls, find_recipe(path), {"model": "placeholder", "output_dir": "placeholder",
                                              "data.records": "placeholder"})
     prepare_output(out, config.overwrite)
-    torch.set_num_threads(config.threads)
-    _quiet_libraries()
+    _prepare_process(config)
     info = {
         "command": " ".join(["hieroaction"] + sys.argv[1:]) if sys.argv and sys.argv[0].endswith("hieroaction") else None,
         "started": time.strftime("%Y-%m-%d %H:%M:%S"),
@@ -747,11 +741,17 @@ def _seed_runs(seeds: list[int], config: DemoConfig, out: Path, progress: Progre
 
 def _run_seed_process(seed: int, config: DemoConfig, folder: Path) -> SeedRun:
     """One seed in a worker process of :func:`_seed_runs`."""
+    _prepare_process(config)
+    return run_seed(seed, config, folder, Progress(config.progress))
+
+
+def _prepare_process(config: DemoConfig) -> None:
+    """What the demo's process and each of its workers set first: ``config.threads`` torch
+    threads and quiet libraries."""
     import torch
 
     torch.set_num_threads(config.threads)
     _quiet_libraries()
-    return run_seed(seed, config, folder, Progress(config.progress))
 
 
 def _quiet_libraries() -> None:
