@@ -4,8 +4,10 @@
 [--max-new-tokens N] [--frames-cache DIR] [--config FILE] [key=value ...]`` runs the model and
 writes predictions.jsonl, metrics.json and the report to DIR.
 
-``hieroaction evaluate --predictions P.jsonl --truth T.jsonl [--json] [--out DIR]`` scores
-predictions that already exist, from this system or any other, with the same code.
+``hieroaction evaluate --predictions P.jsonl --truth T.jsonl [--json] [--out DIR]
+[--calibration FILE]`` scores predictions that already exist, from this system or any other,
+with the same code; score intervals in the predictions are scored too (their coverage and
+width; their reliability with ``--calibration``, the calibration file that made them).
 """
 
 from __future__ import annotations
@@ -44,7 +46,8 @@ def register(subparsers: Any) -> None:
             "With --model: run the model on the records of --data (greedy, batched) and write "
             "predictions.jsonl, metrics.json and report.md/report.html to --out. With "
             "--predictions and --truth: score existing predictions (JSONL keyed by id, a "
-            "prediction needing at least a score). Choose checkpoints and settings on a "
+            "prediction needing at least a score; score intervals in it are scored too, their "
+            "reliability with --calibration). Choose checkpoints and settings on a "
             "validation split, never on test. Other settings: key=value (e.g. "
             "inference.frames.num_frames=8 scoring.class_by=domain)."
         ),
@@ -63,6 +66,11 @@ def register(subparsers: Any) -> None:
     files.add_argument("--predictions", metavar="FILE", help="predictions JSONL keyed by id")
     files.add_argument("--truth", metavar="FILE", help="truth JSONL: records or {id, score} lines")
     files.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
+    files.add_argument(
+        "--calibration", metavar="FILE",
+        help="the calibration file (hieroaction_calibration.json) that made the predictions' score "
+             "intervals: adds their reliability to the coverage and width",
+    )
     add_config_flag(parser, "EvalConfig")
     parser.add_argument("--bootstrap", type=int, metavar="N",
                         help="bootstrap resamples of the confidence intervals (default 1000; 0: none)")
@@ -84,8 +92,11 @@ def _check_mode(args: argparse.Namespace) -> str:
         missing = [flag for flag, value in (("--data", args.data), ("--out", args.out)) if not value]
         if missing:
             raise ConfigError(f"evaluate --model also needs {' and '.join(missing)}")
-        if args.truth or args.json:
-            raise ConfigError("--truth and --json belong to evaluate --predictions, not --model")
+        if args.truth or args.json or args.calibration:
+            raise ConfigError(
+                "--truth, --json and --calibration belong to evaluate --predictions, not --model "
+                "(a calibrated model folder holds its own calibration)"
+            )
         return "model"
     if args.predictions:
         if not args.truth:
@@ -112,7 +123,8 @@ def run(args: argparse.Namespace) -> int:
             frames_cache=args.frames_cache, progress=not args.quiet,
         )
     else:
-        outcome = evaluate_files(args.predictions, args.truth, config=config, out_dir=args.out)
+        outcome = evaluate_files(args.predictions, args.truth, config=config, out_dir=args.out,
+                                 calibration=args.calibration)
     if args.json:
         sys.stdout.write(dumps_json(outcome.evaluation.metrics, indent=None))
         return 0

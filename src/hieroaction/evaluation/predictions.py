@@ -10,12 +10,19 @@ Prediction lines, in one of two shapes:
   "problems"}`` (and ``"error"`` for a clip that could not be read), the assessment being the
   typed :class:`~hieroaction.sar.Assessment`.
 
+Either shape may carry a score interval, as a calibrated model writes it: ``"interval": {"low",
+"high", "coverage"}`` (optionally ``"method"`` and ``"unbounded"``: a ``null`` bound of an unbounded
+interval is infinite; both bounds ``null`` otherwise: no interval), and ``"samples": {"spread"}``
+(the sampled answers' spread, which a ``normalised`` calibration needs). ``"interval": null`` or no
+``"interval"``: the clip has no interval.
+
 Truth lines: a unified record (see ``docs/data-formats.md``; its steps are converted to seconds
 with the record's fps exactly as the rewards do), or just ``{"id", "score"}`` with optional
 ``"action"``, ``"steps"`` (seconds) and ``"class"`` (the group of per-class rho).
 
-Nothing is dropped in silence: a line that cannot be read, a prediction without a score and a
-step that is not ``{label, start, end}`` become :class:`LineProblem` entries that the metrics
+Nothing is dropped in silence: a line that cannot be read, a prediction without a score, a
+step that is not ``{label, start, end}`` and a malformed interval (a bound that is not a number,
+``low`` above ``high``, no coverage between 0 and 1) become :class:`LineProblem` entries that the metrics
 report lists. A missing file, a file without one usable line and an id given twice end in one
 :class:`~hieroaction.errors.DataError` sentence.
 """
@@ -59,6 +66,21 @@ class TruthRow:
 
 
 @dataclass
+class GivenInterval:
+    """The score interval a prediction line came with.
+
+    ``low``/``high`` are ``None`` when the line says there is no interval (or its interval was
+    malformed): the clip counts as not covered. An unbounded side is infinite. ``coverage`` is
+    the nominal coverage, ``method`` the calibration method when the line names it.
+    """
+
+    low: float | None
+    high: float | None
+    coverage: float
+    method: str | None = None
+
+
+@dataclass
 class PredictionRow:
     """What a system predicted for one clip.
 
@@ -77,6 +99,8 @@ class PredictionRow:
     problems: list[dict[str, Any]] | None = None
     error: str | None = None
     assessment: Assessment | None = None
+    interval: GivenInterval | None = None  # None: the line gave no interval
+    spread: float | None = None  # the sampled answers' spread (``"samples": {"spread"}``)
 
     @property
     def unreadable(self) -> bool:
@@ -239,6 +263,61 @@ def _other_prediction(obj: dict[str, Any], number: int, path: Path, problems: li
     return row
 
 
+def _bound(value: Any, unbounded: bool, infinite: float) -> float | None:
+    """One side of an interval: a number, ``infinite`` for a ``null`` side of an unbounded
+    interval, ``None`` for a ``null`` side otherwise; raises ValueError for anything else."""
+    if value is None:
+        return infinite if unbounded else None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
+        raise ValueError(repr(value))
+    return float(value)
+
+
+def _given_interval(obj: dict[str, Any], number: int, path: Path, problems: list[LineProblem]) -> GivenInterval | None:
+    """The line's ``"interval"`` (None without one); a malformed one is a problem and counts as
+    no interval (not covered), keeping its nominal coverage when that could be read."""
+    raw = obj.get("interval")
+    if raw is None:
+        return None
+
+    def problem(reason: str) -> None:
+        problems.append(LineProblem(str(path), number, obj["id"], f'"interval" {reason}; scored as no interval (not covered)'))
+
+    if not isinstance(raw, Mapping):
+        problem(f"is not an object with low, high and coverage ({raw!r})")
+        return None
+    level = raw.get("coverage")
+    if isinstance(level, bool) or not isinstance(level, (int, float)) or not 0 < level < 1:
+        problem(f"has no coverage between 0 and 1 ({level!r})")
+        return None
+    method = raw.get("method") if isinstance(raw.get("method"), str) else None
+    unbounded = raw.get("unbounded") is True
+    given = GivenInterval(None, None, float(level), method)
+    try:
+        low = _bound(raw.get("low"), unbounded, -math.inf)
+    except ValueError as exc:
+        problem(f"low is not a number ({exc})")
+        return given
+    try:
+        high = _bound(raw.get("high"), unbounded, math.inf)
+    except ValueError as exc:
+        problem(f"high is not a number ({exc})")
+        return given
+    if (low is None) != (high is None):
+        problem(f"has one bound only (low {raw.get('low')!r}, high {raw.get('high')!r})")
+        return given
+    if low is not None and high is not None and low > high:
+        problem(f"low {low:g} is above high {high:g}")
+        return given
+    given.low, given.high = low, high
+    return given
+
+
+def _spread(obj: dict[str, Any]) -> float | None:
+    samples = obj.get("samples")
+    return _number(samples.get("spread")) if isinstance(samples, Mapping) else None
+
+
 def read_predictions(path: str | Path, problems: list[LineProblem] | None = None) -> list[PredictionRow]:
     """The prediction lines of ``path`` (either shape; see the module docstring).
 
@@ -249,7 +328,10 @@ def read_predictions(path: str | Path, problems: list[LineProblem] | None = None
     rows: list[PredictionRow] = []
     for number, obj in _unique_lines(path, problems, "predictions"):
         own = "assessment" in obj
-        rows.append((_own_prediction if own else _other_prediction)(obj, number, path, problems))
+        row = (_own_prediction if own else _other_prediction)(obj, number, path, problems)
+        row.interval = _given_interval(obj, number, path, problems)
+        row.spread = _spread(obj)
+        rows.append(row)
     _nonempty(rows, path, "prediction", problems)
     return rows
 

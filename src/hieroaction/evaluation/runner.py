@@ -4,7 +4,8 @@ predictions, and write predictions, metrics and the report.
 With a model (:func:`evaluate_model`): the records' clips (from the frame cache when given) go
 through :class:`~hieroaction.inference.Assessor` in batches, greedy, with a progress bar; each
 answer is parsed leniently and compared with the record. Without one (:func:`evaluate_files`):
-predictions from any system are scored with the same code.
+predictions from any system are scored with the same code, score intervals included (with the
+calibration file given, their reliability too).
 
 Files written to the output folder, each atomically (a crash or a bad input at any point leaves
 the previous file or none, never a partial one), and only after every metric was computed:
@@ -16,6 +17,7 @@ split is evaluated once, with the settings chosen there.
 
 from __future__ import annotations
 
+import math
 import sys
 from collections import Counter
 from dataclasses import dataclass, field
@@ -27,6 +29,7 @@ from hieroaction.data.records import BadLine, Record, read_jsonl
 from hieroaction.domains import get_domain
 from hieroaction.errors import ConfigError, DataError
 from hieroaction.evaluation.predictions import (
+    GivenInterval,
     LineProblem,
     PredictionRow,
     TruthRow,
@@ -38,11 +41,13 @@ from hieroaction.evaluation.predictions import (
 from hieroaction.evaluation.scoring import (
     Evaluation,
     IntervalRow,
+    Pair,
     ScoringConfig,
     interval_metrics,
     score_predictions,
 )
-from hieroaction.inference import AssessResult, Assessor, InferenceConfig
+from hieroaction.inference import AssessResult, Assessor, Calibration, InferenceConfig
+from hieroaction.inference.calibration import read_calibration_file
 from hieroaction.io import write_json_atomic, write_jsonl_atomic
 from hieroaction.reports.assessment import ReportConfig
 from hieroaction.reports.evaluation import Example, choose_examples, write_evaluation_report
@@ -89,30 +94,77 @@ def prediction_line(result: AssessResult) -> dict[str, Any]:
     return line
 
 
-def _interval_rows(results: list[AssessResult], truths: list[TruthRow]) -> list[IntervalRow]:
-    """The clips with a true score, with their predicted score, interval and spread."""
+def _interval_rows(pairs: list[Pair]) -> list[IntervalRow]:
+    """The matched clips with a true score, with their predicted score, interval and spread
+    (a clip without an interval has ``None`` bounds: not covered)."""
     rows = []
-    for result, truth in zip(results, truths):
-        if truth.score is None:
+    for pair in pairs:
+        if pair.truth.score is None:
             continue
-        interval = result.interval
+        given = pair.pred.interval
         rows.append(IntervalRow(
-            id=truth.id,
-            true=float(truth.score),
-            pred=result.assessment.score if result.assessment is not None else None,
-            low=interval.low if interval is not None else None,
-            high=interval.high if interval is not None else None,
-            spread=result.agreement.spread if result.agreement is not None else None,
-            group=truth.group,
+            id=pair.truth.id,
+            true=float(pair.truth.score),
+            pred=pair.pred.score,
+            low=given.low if given is not None else None,
+            high=given.high if given is not None else None,
+            spread=pair.pred.spread,
+            group=pair.truth.group,
         ))
     return rows
 
 
 def _prediction_row(result: AssessResult) -> PredictionRow:
     line = prediction_line(result)
-    return prediction_from_assessment(
+    row = prediction_from_assessment(
         str(result.record_id), result.assessment, result.completion, line["problems"], result.error
     )
+    if result.interval is not None:
+        i = result.interval
+        row.interval = GivenInterval(i.low, i.high, i.coverage, i.method)
+    if result.agreement is not None:
+        row.spread = result.agreement.spread
+    return row
+
+
+def _nominal_coverage(preds: list[PredictionRow], path: str | Path) -> float | None:
+    """The nominal coverage every prediction's interval states (``None`` when none has one);
+    :class:`ConfigError` when they disagree: intervals of different levels have no common
+    coverage to measure."""
+    levels = [(r.interval.coverage, r.id) for r in preds if r.interval is not None]
+    if not levels:
+        return None
+    (level, first), *rest = levels
+    for other, row_id in rest:
+        if not math.isclose(other, level, rel_tol=1e-9):
+            raise ConfigError(
+                f"{path}: the score intervals disagree on their nominal coverage ({level:g} for id "
+                f"{first!r}, {other:g} for id {row_id!r}); score the predictions of one calibration at a time"
+            )
+    return level
+
+
+def _check_calibration(calibration: Calibration, nominal: float | None, preds: list[PredictionRow],
+                       path: str | Path) -> None:
+    """The calibration given with ``--calibration`` must be the one that made the intervals."""
+    where = calibration.path or "the calibration"
+    if nominal is None:
+        raise ConfigError(
+            f"{path}: no prediction carries a score interval, so the calibration {where} has no "
+            "intervals to check; leave --calibration out"
+        )
+    if not math.isclose(nominal, calibration.coverage, rel_tol=1e-9):
+        raise ConfigError(
+            f"{where}: its coverage {calibration.coverage:g} is not the {nominal:g} of the intervals "
+            f"in {path}; give the calibration that made them"
+        )
+    methods = [(r.interval.method, r.id) for r in preds if r.interval is not None]
+    for method, row_id in methods:
+        if method is not None and method != calibration.method:
+            raise ConfigError(
+                f"{where}: its method {calibration.method!r} is not the {method!r} of the interval "
+                f"of id {row_id!r} in {path}; give the calibration that made them"
+            )
 
 
 def _output_folder(out_dir: str | Path) -> Path:
@@ -193,7 +245,7 @@ def evaluate_model(
     calibration = getattr(assessor, "calibration", None)
     if calibration is not None:
         # a calibrated model: how often its score intervals hold the true score, and how wide
-        rows = _interval_rows(results, truths)
+        rows = _interval_rows(evaluation.pairs)
         evaluation.metrics.update(interval_metrics(rows, calibration, config.scoring))
     by_id = {r.id: r for r in records}
     results_by_id = {r.record_id: r for r in results}
@@ -231,19 +283,40 @@ def evaluate_files(
     *,
     config: EvalConfig | None = None,
     out_dir: str | Path | None = None,
+    calibration: str | Path | None = None,
 ) -> EvaluationRun:
     """Score an existing predictions file against a truth file (see
     :mod:`hieroaction.evaluation.predictions` for both formats); with ``out_dir``, also write
-    ``metrics.json`` and the report there."""
+    ``metrics.json`` and the report there.
+
+    When the predictions carry score intervals (``"interval": {"low", "high", "coverage"}``, as
+    ``evaluate --model`` and ``assess`` write them for a calibrated model), their coverage and
+    width are scored as for a calibrated model (:func:`interval_metrics`), at the nominal
+    coverage the lines state (lines that disagree on it are a :class:`ConfigError`). Their
+    reliability needs the calibration's stored scores: ``calibration``, the calibration file
+    (``hieroaction_calibration.json``) that made the intervals; without it reliability is left
+    out.
+    """
     config = config or EvalConfig()
+    cal = read_calibration_file(calibration) if calibration is not None else None
     problems: list[LineProblem] = []
     preds = read_predictions(predictions, problems)
+    nominal = _nominal_coverage(preds, predictions)
+    if cal is not None:
+        _check_calibration(cal, nominal, preds, predictions)
     truths = read_truth(truth, problems, config.scoring.class_by, config.scoring.default_fps)
     evaluation = score_predictions(preds, truths, config.scoring, problems)
+    if nominal is not None:
+        rows = _interval_rows(evaluation.pairs)
+        evaluation.metrics.update(interval_metrics(rows, cal, config.scoring, nominal=nominal))
     files: list[Path] = []
     if out_dir is not None:
         out = _output_folder(out_dir)
-        info = {"predictions": str(predictions), "truth": str(truth)}
+        info = {
+            "predictions": str(predictions),
+            "truth": str(truth),
+            "calibration": f"{calibration}: {cal.summary()}" if cal is not None else None,
+        }
         metrics = {**evaluation.metrics, "run": {**info, "config": config_to_dict(config)}}
         files.append(write_json_atomic(out / METRICS, metrics))
         files += write_evaluation_report(out, evaluation, title="Evaluation", info=info, config=config.report)

@@ -24,8 +24,9 @@ other predictions (the rule of :func:`~hieroaction.evaluation.metrics.score_metr
 system gains nothing by abstaining. Undefined metrics (no steps annotated, no action predicted)
 are ``None``.
 
-:func:`interval_metrics` adds, for a calibrated model, the empirical coverage and width of its
-score intervals and their reliability (nominal against empirical coverage).
+:func:`interval_metrics` adds the empirical coverage and width of score intervals (those of a
+calibrated model, or those a predictions file came with), and, given the calibration, their
+reliability (nominal against empirical coverage).
 """
 
 from __future__ import annotations
@@ -334,21 +335,31 @@ class IntervalRow:
 
 
 def interval_metrics(
-    rows: Sequence[IntervalRow], calibration: Any, config: ScoringConfig | None = None,
-    levels: Sequence[float] = (0.5, 0.8, 0.9, 0.95),
+    rows: Sequence[IntervalRow], calibration: Any = None, config: ScoringConfig | None = None,
+    levels: Sequence[float] = (0.5, 0.8, 0.9, 0.95), *, nominal: float | None = None,
 ) -> dict[str, Any]:
-    """Empirical coverage and width of the intervals of a calibrated model, and its reliability.
+    """Empirical coverage and width of score intervals, and with a calibration their reliability.
 
     - ``interval_coverage``: the share of clips whose true score lies inside their interval; a
       clip without an interval (no predicted score; without a spread, for ``normalised``) is
       not covered. ``interval_width``: the mean width of the finite intervals. Both with
       bootstrap intervals, overall and per class (``interval_per_class``).
-    - ``interval_reliability``: at each nominal level of ``levels``, the quantile refitted from
-      the calibration's stored scores (``calibration.scores``) and the share of these clips
-      whose nonconformity score is at most it.
+    - ``interval_reliability`` (only with ``calibration``): at each nominal level of ``levels``,
+      the quantile refitted from the calibration's stored scores (``calibration.scores``) and
+      the share of these clips whose nonconformity score is at most it; ``calibration`` also
+      adds its description under ``"calibration"``. Without one both keys are left out: the
+      intervals alone cannot say how they would widen at other levels.
+
+    ``nominal`` is the intervals' nominal coverage, by default ``calibration.coverage``
+    (``evaluate --model`` has a calibration; ``evaluate --predictions`` reads the level from the
+    prediction lines, and may have none).
     """
     import hieroaction.inference.conformal as conformal
 
+    if nominal is None:
+        if calibration is None:
+            raise ValueError("interval_metrics needs a calibration or the nominal coverage")
+        nominal = calibration.coverage
     config = config or ScoringConfig()
     boot = config.bootstrap
 
@@ -368,8 +379,6 @@ def interval_metrics(
         }
 
     overall = summary(rows)
-    test_scores = [calibration.nonconformity(r.true, r.pred, r.spread) for r in rows]
-    reliability = conformal.reliability(calibration.scores, test_scores, levels)
     groups: dict[str, list[IntervalRow]] = {}
     for r in rows:
         if r.group is not None:
@@ -378,8 +387,8 @@ def interval_metrics(
         {c: summary(part) for c, part in sorted(groups.items(), key=lambda kv: (-len(kv[1]), kv[0]))}
         if len(groups) > 1 else {}
     )
-    return {
-        "interval_nominal": calibration.coverage,
+    metrics: dict[str, Any] = {
+        "interval_nominal": nominal,
         "n_interval": overall["n"],
         "interval_coverage": overall["coverage"],
         "interval_coverage_ci": overall["coverage_ci"],
@@ -387,11 +396,14 @@ def interval_metrics(
         "interval_width_ci": overall["width_ci"],
         "intervals_finite": overall["finite"],
         "interval_per_class": per_class,
-        "interval_reliability": reliability,
-        "calibration": {
+    }
+    if calibration is not None:
+        test_scores = [calibration.nonconformity(r.true, r.pred, r.spread) for r in rows]
+        metrics["interval_reliability"] = conformal.reliability(calibration.scores, test_scores, levels)
+        metrics["calibration"] = {
             "method": calibration.method, "coverage": calibration.coverage, "quantile": calibration.quantile,
             "n": calibration.n, "missing": calibration.missing, "samples": calibration.samples,
             "split": calibration.split, "created": calibration.created,
             "fingerprint": calibration.fingerprint,
-        },
-    }
+        }
+    return metrics

@@ -417,8 +417,7 @@ def read_calibration(folder: str | Path, *, check: bool = True) -> Calibration |
     path = Path(folder) / CALIBRATION_FILE
     if not path.is_file():
         return None
-    calibration = Calibration.from_dict(read_json_object(path, name=str(path)), name=str(path))
-    calibration.path = path
+    calibration = read_calibration_file(path)
     if check:
         actual = weights_fingerprint(folder)
         if actual != calibration.fingerprint:
@@ -427,6 +426,21 @@ def read_calibration(folder: str | Path, *, check: bool = True) -> Calibration |
                 f"{calibration.fingerprint[:19]}..., this model's is {actual[:19]}...); run "
                 "hieroaction calibrate again, or delete the file"
             )
+    return calibration
+
+
+def read_calibration_file(path: str | Path) -> Calibration:
+    """A calibration file on its own, without its model folder (``hieroaction evaluate
+    --predictions --calibration FILE``), so without the fingerprint check of
+    :func:`read_calibration`; :class:`ConfigError` (one sentence) when it is not one."""
+    path = Path(path)
+    if path.is_dir():
+        raise ConfigError(
+            f"{path}: a folder, not a calibration file (a calibrated model folder keeps it as "
+            f"{path / CALIBRATION_FILE})"
+        )
+    calibration = Calibration.from_dict(read_json_object(path, name=str(path)), name=str(path))
+    calibration.path = path
     return calibration
 
 
@@ -447,6 +461,7 @@ __all__ = [
     "ScoreInterval",
     "agreement",
     "read_calibration",
+    "read_calibration_file",
     "weights_fingerprint",
     "write_calibration",
 ]

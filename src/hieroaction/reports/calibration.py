@@ -2,7 +2,9 @@
 intervals, per class, and a reliability plot (nominal against empirical coverage).
 
 It reads the ``interval_*`` keys that :func:`hieroaction.evaluation.scoring.interval_metrics`
-adds to ``metrics.json`` for a calibrated model; without them every function here gives nothing.
+adds to ``metrics.json`` for a calibrated model, or for predictions that came with intervals;
+without them every function here gives nothing. Without the calibration (``evaluate
+--predictions`` without ``--calibration``) there is no reliability, and the section says so.
 """
 
 from __future__ import annotations
@@ -26,9 +28,21 @@ def _level(value: float) -> str:
     return f"{100 * value:g} %"
 
 
+# What the report says in place of the reliability when the calibration was not given.
+NO_RELIABILITY = (
+    "Reliability not computed: it needs the calibration's stored scores "
+    "(evaluate --predictions ... --calibration FILE, the calibration that made the intervals)."
+)
+
+
 def has_intervals(metrics: Mapping[str, Any]) -> bool:
-    """Whether the metrics come from a calibrated model."""
+    """Whether the metrics hold score intervals (a calibrated model, or predictions with intervals)."""
     return metrics.get("interval_nominal") is not None
+
+
+def has_reliability(metrics: Mapping[str, Any]) -> bool:
+    """Whether the metrics hold the intervals' reliability (the calibration was known)."""
+    return has_intervals(metrics) and metrics.get("interval_reliability") is not None
 
 
 def interval_metric_rows(metrics: Mapping[str, Any]) -> list[tuple[str, Any, str, Any]]:
@@ -63,17 +77,25 @@ def _reliability_rows(metrics: Mapping[str, Any]) -> list[list[Any]]:
 
 
 def _sentences(metrics: Mapping[str, Any]) -> list[str]:
-    cal = metrics.get("calibration") or {}
+    cal = metrics.get("calibration")
+    if cal:
+        source = (
+            f"Calibration: {cal.get('method')} conformal, {cal.get('n')} clips of split {cal.get('split')!s}"
+            + (f" ({cal.get('missing')} without a usable predicted score)" if cal.get("missing") else "")
+            + (f", {cal.get('samples')} sampled answers per clip" if (cal.get("samples") or 1) > 1 else "")
+            + f", made {cal.get('created')}."
+        )
+    else:
+        source = (f"The {_level(metrics['interval_nominal'])} intervals the predictions came with "
+                  "(the calibration that made them was not given).")
     lines = [
-        f"Calibration: {cal.get('method')} conformal, {cal.get('n')} clips of split {cal.get('split')!s}"
-        + (f" ({cal.get('missing')} without a usable predicted score)" if cal.get("missing") else "")
-        + (f", {cal.get('samples')} sampled answers per clip" if (cal.get("samples") or 1) > 1 else "")
-        + f", made {cal.get('created')}.",
+        source,
         "Coverage: the share of clips whose true score lies inside their interval; a clip without an "
         "interval (no predicted score) counts as not covered. Width: the mean of the finite intervals "
         f"({metrics.get('intervals_finite')} of {metrics.get('n_interval')} clips).",
         "Reliability: at each nominal level the quantile is refitted from the calibration's stored "
-        "scores; a well calibrated model lies on the diagonal (above it: intervals wider than needed).",
+        "scores; a well calibrated model lies on the diagonal (above it: intervals wider than needed)."
+        if has_reliability(metrics) else NO_RELIABILITY,
     ]
     return lines
 
@@ -128,8 +150,10 @@ def intervals_markdown(metrics: Mapping[str, Any], asset: str) -> list[str]:
     out = ["## Score intervals", "", first, "", second, ""]
     if metrics.get("interval_per_class"):
         out += [md_table(_PER_CLASS_HEADERS, _per_class_rows(metrics)), ""]
-    out += [f"![reliability]({asset})", "",
-            md_table(["nominal", "empirical", "quantile"], _reliability_rows(metrics)), "", third, ""]
+    if has_reliability(metrics):
+        out += [f"![reliability]({asset})", "",
+                md_table(["nominal", "empirical", "quantile"], _reliability_rows(metrics)), ""]
+    out += [third, ""]
     return out
 
 
@@ -142,15 +166,19 @@ def intervals_html(metrics: Mapping[str, Any]) -> list[str]:
     if metrics.get("interval_per_class"):
         parts.append(table(_PER_CLASS_HEADERS, _per_class_rows(metrics), numeric=[False, True, True, True, True, True]))
     parts.append("<h3>Reliability</h3>")
-    parts.append(reliability_svg(metrics.get("interval_reliability") or []))
-    parts.append(table(["nominal", "empirical", "quantile"], _reliability_rows(metrics), numeric=[True, True, True]))
+    if has_reliability(metrics):
+        parts.append(reliability_svg(metrics.get("interval_reliability") or []))
+        parts.append(table(["nominal", "empirical", "quantile"], _reliability_rows(metrics),
+                           numeric=[True, True, True]))
     parts.append(f'<p class="muted">{escape(third)}</p>')
     return parts
 
 
 __all__ = [
+    "NO_RELIABILITY",
     "RELIABILITY_ASSET",
     "has_intervals",
+    "has_reliability",
     "interval_metric_rows",
     "intervals_html",
     "intervals_markdown",

@@ -25,8 +25,10 @@ from hieroaction.reports.assessment import (
     md_table,
 )
 from hieroaction.reports.calibration import (
+    NO_RELIABILITY,
     RELIABILITY_ASSET,
     has_intervals,
+    has_reliability,
     interval_metric_rows,
     intervals_html,
     intervals_markdown,
@@ -274,7 +276,7 @@ def write_evaluation_report(
     out = Path(out_dir)
     info = dict(info or {})
     written = [write_atomic(out / ASSETS / "scatter.svg", _scatter(evaluation))]
-    if has_intervals(evaluation.metrics):
+    if has_reliability(evaluation.metrics):
         reliability = reliability_svg(evaluation.metrics.get("interval_reliability") or [])
         written.append(write_atomic(out / ASSETS / RELIABILITY_ASSET, reliability))
     for i, ex in enumerate(examples, start=1):
@@ -294,6 +296,8 @@ def evaluation_text(evaluation: Evaluation) -> str:
     lines = [f"{'metric':<{width}}  {'value':>8}  {level:<19}  clips"]
     for label, value, ci, n in rows:
         lines.append(f"{label:<{width}}  {format_value(value):>8}  {ci:<19}  {format_value(n)}")
+    if has_intervals(m) and not has_reliability(m):
+        lines.append(NO_RELIABILITY)
     lines += _coverage(evaluation)
     if evaluation.problems:
         lines.append(f"{len(evaluation.problems)} input line problem(s), first: {evaluation.problems[0]}")
