@@ -187,3 +187,15 @@ def test_missing_template_file_and_unknown_domain(tmp_path: Path) -> None:
         render_prompt("quidditch")
     with pytest.raises(ConfigError, match="record, a domain"):
         render_prompt(3)  # type: ignore[arg-type]
+
+
+def test_an_edited_template_file_is_read_again(tmp_path: Path) -> None:
+    # The file is parsed once while unchanged (a prompt is built per example), not for ever.
+    path = tmp_path / "mine.yaml"
+    path.write_text("role: 'You are a strict judge.'\n", encoding="utf-8")
+    assert render_prompt("diving", CLIP, PromptConfig(template=str(path)))[0].startswith("You are a strict judge.")
+    path.write_text("role: 'You are a lenient judge, kind to all.'\n", encoding="utf-8")
+    assert render_prompt("diving", CLIP, PromptConfig(template=str(path)))[0].startswith("You are a lenient judge")
+    path.write_text("role: [1]\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="must be a text"):
+        render_prompt("diving", CLIP, PromptConfig(template=str(path)))

@@ -114,6 +114,24 @@ def builtin_template_names() -> list[str]:
     )
 
 
+def _template_file(path: Path) -> dict[str, Any]:
+    """A template file's mapping, parsed once while the file stays unchanged: a prompt is built
+    for every example a training step encodes, and parsing the YAML each time cost 7 % of a
+    demo SFT step."""
+    try:
+        stat = path.stat()
+    except OSError:
+        # read_yaml_mapping says in one sentence what is wrong with the path
+        return read_yaml_mapping(path, what="prompt template", empty_ok=True)
+    return _parsed_template_file(path, str(path.resolve()), stat.st_mtime_ns, stat.st_size)
+
+
+@lru_cache(maxsize=32)
+def _parsed_template_file(path: Path, resolved: str, mtime_ns: int, size: int) -> dict[str, Any]:
+    del resolved, mtime_ns, size  # the cache key only: an edited or another file is read again
+    return read_yaml_mapping(path, what="prompt template", empty_ok=True)
+
+
 def load_template(domain: str, override: str | Path | None = None) -> _Template:
     """The merged template for ``domain``: base, then the domain's file, then ``override``."""
     template = _Template()
@@ -123,7 +141,7 @@ def load_template(domain: str, override: str | Path | None = None) -> _Template:
         template.update(own, f"prompt template {domain}.yaml")
     if override is not None:
         path = Path(override)
-        template.update(read_yaml_mapping(path, what="prompt template", empty_ok=True), str(path))
+        template.update(_template_file(path), str(path))
     for key in ("system", "user"):
         if key not in template.texts:
             raise ConfigError(f"{template.sources[-1]}: the prompt template has no {key!r} text")
