@@ -122,6 +122,27 @@ def test_collator_pads_right_and_keeps_every_video(processors, synth_data, frame
     assert batch["example_index"].tolist() == [0, 1]
 
 
+def test_kept_encodings_equal_fresh_ones(processors, synth_data, frame_cache):
+    _, processor = processors["qwen2_5_vl"]
+    config = _config(synth_data, frame_cache)
+    processor.video = processor.video.for_frames(config.frames)
+    examples = load_examples(config, progress=False)["train"]
+    fresh = SupervisedDataset(examples, processor)
+    kept = SupervisedDataset(examples, processor, keep_encoded=True)
+    first = [kept[0], kept[1]]
+    collator = SupervisedCollator(pad_token_id=0)
+    collator(first)
+    again = [kept[0], kept[1]]
+    assert again[0]["input_ids"] is first[0]["input_ids"]  # held, not encoded again
+    for batch in (collator(first), collator(again)):
+        expected = collator([fresh[0], fresh[1]])
+        assert batch.keys() == expected.keys()
+        for key in expected:
+            assert torch.equal(batch[key], expected[key]), key
+    again[0]["input_ids"] = None  # what a caller does to its item does not reach the kept one
+    assert kept[0]["input_ids"] is not None
+
+
 def test_unreadable_line_stops_with_file_and_line(synth_data, frame_cache, tmp_path):
     lines = _lines(synth_data)
     bad = _write(tmp_path / "bad.jsonl", lines[:2] + ['{"id": "x", "dataset": '] + lines[2:])

@@ -111,6 +111,10 @@ class SFTConfig:
     resume: str | None = None  # None: a fresh run; "auto": the last complete checkpoint; or a checkpoint folder
     report_to: list[str] = field(default_factory=lambda: ["tensorboard"])
     dataloader_num_workers: int = 0
+    # Hold each encoded training example in memory after its first use (tokens and video
+    # tensors): for small sets seen for many epochs, as the demo's. Memory grows to the whole
+    # encoded set (per data-loader worker); leave it off for real video data sets.
+    keep_encoded: bool = False
     log_data_order: bool = True
 
     def __post_init__(self) -> None:
@@ -413,7 +417,7 @@ def train_sft(
     trainer = _trainer_class()(
         model=model,
         args=args,
-        train_dataset=SupervisedDataset(train_set, processor),
+        train_dataset=SupervisedDataset(train_set, processor, keep_encoded=config.keep_encoded),
         eval_dataset=SupervisedDataset(eval_set, processor) if eval_set is not None else None,
         data_collator=SupervisedCollator(pad_id),
         processing_class=processor,
