@@ -109,9 +109,9 @@ def worker(family: str, size: str, run: str, steps: int, workdir: str) -> dict:
     data = {"records": str(root / "synth" / "records.jsonl"), "cache_dir": str(root / "frames"),
             "frames": FRAMES[family], "eval_split": None, "max_train_samples": SFT_BATCH * steps}
     lora = run == "sft_lora_ckpt"
-    # Qwen3-VL's projector includes a ModuleList (the deepstack mergers), which PEFT's
-    # modules_to_save refuses: its LoRA run keeps the projector frozen.
-    merger = not (lora and family == "qwen3_vl")
+    # The projector trains in every run, Qwen3-VL's deepstack mergers included (apply_lora names
+    # each merger of the ModuleList for PEFT's modules_to_save, as the recipes do).
+    merger = True
     common = {"model": str(model_dir), "output_dir": str(root / f"out_{family}_{size}_{run}_{time.time_ns()}"),
               "data": data, "lora": {"enabled": lora, "r": 8}, "trainable": {"vision": not lora, "merger": merger},
               "gradient_checkpointing": lora, "precision": "fp32", "learning_rate": 1e-4}
