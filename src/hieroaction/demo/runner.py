@@ -500,7 +500,8 @@ def _stage_pool(config: DemoConfig, most: int) -> Iterator[Any]:
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    with ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn")) as pool:
+    with ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn"),
+                             initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
         yield pool
 
 
@@ -727,7 +728,8 @@ def _seed_runs(seeds: list[int], config: DemoConfig, out: Path, progress: Progre
 
     progress.note(f"{len(seeds)} seeds, {jobs} at a time (one process each, {config.threads} torch thread(s))")
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(jobs, mp_context=context) as pool:
+    with ProcessPoolExecutor(jobs, mp_context=context, initializer=die_with_parent,
+                             initargs=(os.getpid(),)) as pool:
         pending = {pool.submit(_run_seed_process, seed, config, out / f"seed-{seed}") for seed in seeds}
         try:
             while pending:
@@ -743,6 +745,28 @@ def _run_seed_process(seed: int, config: DemoConfig, folder: Path) -> SeedRun:
     """One seed in a worker process of :func:`_seed_runs`."""
     _prepare_process(config)
     return run_seed(seed, config, folder, Progress(config.progress))
+
+
+def die_with_parent(parent: int) -> None:
+    """A worker's first act (Linux): end when ``parent``, the process that started it, ends.
+
+    Without it, a demo stopped by a signal to its main process (``kill``, a scheduler's time
+    limit) left its seed and stage workers training on, and writing, as orphans. Ctrl-C stops
+    them anyway: it signals the whole process group. Elsewhere nothing is set."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+    import signal
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        pr_set_pdeathsig = 1
+        if libc.prctl(pr_set_pdeathsig, int(signal.SIGTERM), 0, 0, 0) != 0:
+            return
+    except (OSError, AttributeError):  # pragma: no cover - a libc without prctl
+        return
+    if os.getppid() != parent:  # the parent ended before the setting took hold
+        os._exit(1)
 
 
 def _prepare_process(config: DemoConfig) -> None:
