@@ -241,6 +241,39 @@ def test_the_starting_model_is_validated_and_can_stay_best(setup, tmp_path):
     assert [row["step"] for row in lines] == [0, 1]
 
 
+def _answer(score: str) -> str:
+    return ("<recognition>\n<action>inward-3-head</action>\n</recognition>\n<subactions>\n"
+            '<step label="inward take-off" start="0" end="1" quality="7"></step>\n</subactions>\n'
+            '<scoring>\n<component name="difficulty">4</component>\n'
+            f'<component name="execution">17.5</component>\n<score>{score}</score>\n</scoring>')
+
+
+def test_validation_reads_answers_as_evaluation_does(setup, tmp_path):
+    # a score outside the domain's range (synth: 0-120) is a problem and no score in evaluation;
+    # validation must count and fill it the same, or its rho, R-l2 and parse failures differ
+    from hieroaction.evaluation.predictions import truth_from_record
+    from hieroaction.evaluation.scoring import BootstrapConfig, ScoringConfig, score_predictions
+    from hieroaction.inference.assessor import check_score_range
+    from hieroaction.evaluation.predictions import prediction_from_assessment
+    from hieroaction.sar.parse import parse_sar
+
+    trainer = HPLTrainer(_config(setup, tmp_path / "val", "data.eval_split=train", "eval_samples=4"))
+    texts = [_answer("84.6"), _answer("500"), _answer("61"), _answer("3.5")]
+    trainer.answers = lambda examples, greedy: [texts[i % 4] for i in range(len(examples))]
+    metrics = trainer.evaluate()
+    records = trainer.val_set.records[:4]
+    rows = []
+    for text, record in zip(texts, records):
+        parsed = parse_sar(text, strict=False)
+        assessment, problems = check_score_range(parsed.assessment, list(parsed.problems), record.domain)
+        rows.append(prediction_from_assessment(record.id, assessment, text, [p.model_dump(mode="json") for p in problems]))
+    expected = score_predictions(rows, [truth_from_record(r) for r in records],
+                                 ScoringConfig(bootstrap=BootstrapConfig(n_resamples=0))).metrics
+    assert metrics["val/parse_failure_rate"] == expected["parse_failure_rate"] == 0.25
+    assert metrics["val/rl2_x100"] == pytest.approx(expected["rl2_x100"])
+    assert metrics["val/spearman"] == pytest.approx(expected["spearman"])
+
+
 def _angle_brackets(completions, **_):
     return [completion_text(x).count("<") / 10 for x in completions]
 

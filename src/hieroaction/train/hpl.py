@@ -841,6 +841,7 @@ class HPLTrainer:
         at the training temperature; its random numbers do not disturb training's)."""
         from hieroaction.evaluation.predictions import prediction_from_assessment, truth_from_record
         from hieroaction.evaluation.scoring import BootstrapConfig, ScoringConfig, score_predictions
+        from hieroaction.inference.assessor import check_score_range
 
         if self.val_set is None:
             return {}
@@ -871,8 +872,13 @@ class HPLTrainer:
             rewards = self.reward(texts, group_size=1, step=10**9, **columns)
             for j, (k, index) in enumerate(kept):
                 parse = parsed(greedy[k])
-                rows.append((rewards[j].total, rewards[len(kept) + j].total, self.val_set.records[index].id,
-                             parse.assessment, greedy[k], [p.model_dump(mode="json") for p in parse.problems]))
+                record = self.val_set.records[index]
+                # read as evaluation reads it: a score outside the domain's range is a problem
+                # and no score, or validation's rho, R-l2 and parse failures would not be the
+                # numbers `hieroaction evaluate` gives for the same answers
+                assessment, problems = check_score_range(parse.assessment, list(parse.problems), record.domain)
+                rows.append((rewards[j].total, rewards[len(kept) + j].total, record.id,
+                             assessment, greedy[k], [p.model_dump(mode="json") for p in problems]))
         if world > 1:
             from accelerate.utils import gather_object
 
