@@ -444,10 +444,8 @@ class Assessor:
             sampled = self._sample(inputs) if self.sampling is not None and self.sampling.n > 1 else None
             elapsed = time.perf_counter() - began
         for i, (job, text) in enumerate(zip(ready, texts)):
-            parsed = parse_sar(text, strict=False)
             job.result.completion = text
-            job.result.assessment, job.result.problems = check_score_range(
-                parsed.assessment, list(parsed.problems), job.result.domain)
+            job.result.assessment, job.result.problems = read_answer(text, job.result.domain)
             job.result.timings.generate_s = elapsed
             job.result.timings.batch_size = len(ready)
             if sampled is not None:
@@ -490,8 +488,15 @@ class Assessor:
     @staticmethod
     def _read(text: str, domain: str) -> Assessment | None:
         """A sampled answer as the greedy one is read (lenient, out-of-range score dropped)."""
-        parsed = parse_sar(text, strict=False)
-        return check_score_range(parsed.assessment, list(parsed.problems), domain)[0]
+        return read_answer(text, domain)[0]
+
+
+def read_answer(text: str, domain: str) -> tuple[Assessment | None, list[Problem]]:
+    """A model's answer as evaluation reads it: parsed leniently, a score outside ``domain``'s
+    range a problem and no score (:func:`check_score_range`). HPL's validation reads its
+    answers with this too, so its metrics are the ones ``hieroaction evaluate`` gives."""
+    parsed = parse_sar(text, strict=False)
+    return check_score_range(parsed.assessment, list(parsed.problems), domain)
 
 
 def check_score_range(

@@ -44,7 +44,7 @@ from hieroaction.io import write_atomic
 from hieroaction.inference.saved import write_settings as write_inference_settings
 from hieroaction.models.families import IMAGE_TOKEN, VIDEO_TOKEN, VISION_END_TOKEN, VISION_START_TOKEN
 from hieroaction.models.video_inputs import VideoSettings
-from hieroaction.rewards import HierarchicalReward, RewardsConfig, parsed, reward_columns
+from hieroaction.rewards import HierarchicalReward, RewardsConfig, reward_columns
 from hieroaction.rewards.compose import reward_variance_share
 from hieroaction.train import checkpoint as ckpt
 from hieroaction.train import distributed
@@ -841,7 +841,7 @@ class HPLTrainer:
         at the training temperature; its random numbers do not disturb training's)."""
         from hieroaction.evaluation.predictions import prediction_from_assessment, truth_from_record
         from hieroaction.evaluation.scoring import BootstrapConfig, ScoringConfig, score_predictions
-        from hieroaction.inference.assessor import check_score_range
+        from hieroaction.inference.assessor import read_answer
 
         if self.val_set is None:
             return {}
@@ -871,12 +871,9 @@ class HPLTrainer:
             texts = [greedy[k] for k, _ in kept] + [sampled[k] for k, _ in kept]
             rewards = self.reward(texts, group_size=1, step=10**9, **columns)
             for j, (k, index) in enumerate(kept):
-                parse = parsed(greedy[k])
                 record = self.val_set.records[index]
-                # read as evaluation reads it: a score outside the domain's range is a problem
-                # and no score, or validation's rho, R-l2 and parse failures would not be the
-                # numbers `hieroaction evaluate` gives for the same answers
-                assessment, problems = check_score_range(parse.assessment, list(parse.problems), record.domain)
+                # read as evaluation reads it (an out-of-range score is a problem and no score)
+                assessment, problems = read_answer(greedy[k], record.domain)
                 rows.append((rewards[j].total, rewards[len(kept) + j].total, record.id,
                              assessment, greedy[k], [p.model_dump(mode="json") for p in problems]))
         if world > 1:
