@@ -255,3 +255,30 @@ def test_reward_columns_from_a_record():
     columns = rewards.reward_columns(record)
     assert columns["steps"] == [{"label": "back take-off", "start": 0.0, "end": 0.5, "score": 8.0}]
     assert columns["score_range"] == [0.0, 120.0] and columns["action"] == "back-2-head"
+
+
+def test_structure_gate_makes_a_broken_attribute_cost_every_level():
+    # the same answer with one attribute given twice: the strict parser refuses it (format 0.5),
+    # the lenient reading still finds the right action and score
+    broken = GOOD.replace('quality="', 'quality="" quality="', 1)
+    assert broken != GOOD
+    weights = {"format": 0.5, "recognition": 1.0, "score": 2.0}
+    plain = HierarchicalReward(RewardsConfig(weights=weights, composition=CompositionConfig(mode="gated")))
+    good, bad = plain([GOOD, broken], group_size=2, **_batch([0, 0]))
+    assert bad.components["format"] == 0.5 and bad.components["recognition"] == 1.0
+    # without the structure gate the broken answer loses only the format reward's share
+    assert good.total - bad.total == pytest.approx(0.25)
+    gated = HierarchicalReward(RewardsConfig(
+        weights=weights, composition=CompositionConfig(mode="gated", structure_gate_floor=0.0)))
+    good_g, bad_g = gated([GOOD, broken], group_size=2, **_batch([0, 0]))
+    assert good_g.total == pytest.approx(good.total)  # a right answer is not touched
+    # with floor 0 every content reward is halved by format 0.5: 0.25 + 0.5 x (1 + 2)
+    assert bad_g.total == pytest.approx(0.25 + 0.5 * 3.0)
+    assert bad_g.contributions["score"] == pytest.approx(1.0)
+
+
+def test_structure_gate_is_refused_outside_gated_mode_and_out_of_range():
+    with pytest.raises(ConfigError, match="only mode 'gated'"):
+        CompositionConfig(mode="sum", structure_gate_floor=0.5)
+    with pytest.raises(ConfigError, match=r"structure_gate_floor must be in \[0, 1\]"):
+        CompositionConfig(mode="gated", structure_gate_floor=1.5)

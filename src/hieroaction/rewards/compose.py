@@ -7,6 +7,10 @@ Modes (SPEC section 3):
   ``g(x) = lam + (1 - lam) x``, the sub-action rewards are multiplied by ``g(action level)``
   and the score rewards by ``g(sub-action level)`` (or of the action level when the dataset has
   no sub-actions), so the policy cannot buy score reward with a wrong reading of the action.
+  With ``structure_gate_floor`` (``lam_s``) the structure level gates the levels above it too:
+  every content reward is multiplied by ``lam_s + (1 - lam_s) x format``, so an answer the
+  strict parser refuses (one broken attribute: format 0.5) loses part of everything it
+  earned, not only the format reward's share of the total.
 * ``normalise``: each reward is standardised within its group of G completions before the
   weighted sum, so that no level drowns the rest. With ``gated`` the gates apply to the raw
   values first and the gated values are standardised: a wrong action lowers a score reward
@@ -49,6 +53,9 @@ class CompositionConfig:
 
     mode: Literal["sum", "gated"] = "gated"
     gate_floor: float = 0.5  # lambda: what a level is worth when the level below is all wrong
+    # lambda of the structure gate (gated mode only): what the content levels are worth when
+    # the format reward is 0; None: the format does not gate them
+    structure_gate_floor: float | None = None
     normalise: bool = False
     normalise_eps: float = 1e-4
     curriculum: list[CurriculumStage] = field(default_factory=list)
@@ -56,6 +63,14 @@ class CompositionConfig:
     def __post_init__(self) -> None:
         if not 0.0 <= self.gate_floor <= 1.0:
             raise ConfigError(f"gate_floor must be in [0, 1], got {self.gate_floor}")
+        if self.structure_gate_floor is not None:
+            if not (isinstance(self.structure_gate_floor, (int, float)) and 0.0 <= self.structure_gate_floor <= 1.0):
+                raise ConfigError(f"structure_gate_floor must be in [0, 1] (or null), got {self.structure_gate_floor!r}")
+            if self.mode != "gated":
+                raise ConfigError(
+                    f"structure_gate_floor gates levels, which only mode 'gated' does; mode is {self.mode!r}: "
+                    "set mode: gated or structure_gate_floor: null"
+                )
         last = -1
         for stage in self.curriculum:
             bad = [lv for lv in stage.levels if lv not in LEVELS]
@@ -140,6 +155,11 @@ def compose(
             gates["subaction"] = g(levels["action"])
             below_score = levels["subaction"] if levels["subaction"] is not None else levels["action"]
             gates["score"] = g(below_score)
+            if config.structure_gate_floor is not None and levels["structure"] is not None:
+                lam_s = config.structure_gate_floor
+                structure_gate = lam_s + (1.0 - lam_s) * levels["structure"]
+                for lv in ("action", "subaction", "score"):
+                    gates[lv] *= structure_gate
         for k in names:
             value = raw[k]
             counts = value is not None and level_of[k] in active
