@@ -39,7 +39,7 @@ import torch
 
 from hieroaction.config import save_config
 from hieroaction.data.records import Record, read_jsonl
-from hieroaction.errors import ConfigError, DataError
+from hieroaction.errors import ConfigError
 from hieroaction.io import write_atomic
 from hieroaction.inference.saved import write_settings as write_inference_settings
 from hieroaction.models.families import IMAGE_TOKEN, VIDEO_TOKEN, VISION_END_TOKEN, VISION_START_TOKEN
@@ -59,7 +59,7 @@ from hieroaction.train.objective import (
 from hieroaction.train.objective import completion_mask as _completion_mask  # the name is a parameter below
 from hieroaction.train.data import DataConfig, ExampleSet, LoadedData, load_examples
 from hieroaction.train.result import HPLResult
-from hieroaction.train.selection import SelectionConfig, is_better
+from hieroaction.train.selection import SelectionConfig, is_better, truths_of
 from hieroaction.models.loading import (
     LoraSettings,
     Precision,
@@ -210,29 +210,15 @@ def check_inputs(config: HPLConfig) -> tuple[LoadedData, HierarchicalReward]:
     records = read_jsonl(path, bad=[]) if path.is_file() else []  # bad lines: load_examples says
     train = [r for r in records if r.split == config.data.train_split]
     if train:
-        reward.check_columns(_truths(train), source=f"the {config.data.train_split!r} split of {config.data.records}")
+        reward.check_columns(truths_of(train), source=f"the {config.data.train_split!r} split of {config.data.records}")
     val = [r for r in records if r.split == config.data.eval_split] if config.data.eval_split else []
     if val:
-        config.selection.check_split(_truths(val), config.data.eval_split)
+        config.selection.check_split(truths_of(val), config.data.eval_split)
     data = load_examples(config.data, targets=False, limits={
         config.data.train_split: config.data.max_train_samples,
         **({config.data.eval_split: config.eval_samples or None} if config.data.eval_split else {}),
     })
     return data, reward
-
-
-def _truths(records: Sequence[Record]) -> set[str]:
-    """The truth columns at least one of ``records`` holds."""
-    available = {"domain"}
-    if any(r.action.label for r in records):
-        available.add("action")
-    if any(r.steps for r in records):
-        available.add("steps")
-    if any(r.score.final is not None for r in records):
-        available.update({"score", "score_range"})
-    if any(r.score.components for r in records):
-        available.add("components")
-    return available
 
 
 def _split_range(records: Sequence[Record]) -> tuple[float, float] | None:
@@ -839,9 +825,7 @@ class HPLTrainer:
         step-sequence accuracy, parse-failure rate: answers not in the exact SAR format), their
         mean reward, and the mean reward of one sampled answer per clip (``val/reward_sampled``,
         at the training temperature; its random numbers do not disturb training's)."""
-        from hieroaction.evaluation.predictions import prediction_from_assessment, truth_from_record
-        from hieroaction.evaluation.scoring import BootstrapConfig, ScoringConfig, score_predictions
-        from hieroaction.inference.assessor import read_answer
+        from hieroaction.train.validation import read_row, validation_metrics
 
         if self.val_set is None:
             return {}
@@ -871,31 +855,19 @@ class HPLTrainer:
             texts = [greedy[k] for k, _ in kept] + [sampled[k] for k, _ in kept]
             rewards = self.reward(texts, group_size=1, step=10**9, **columns)
             for j, (k, index) in enumerate(kept):
-                record = self.val_set.records[index]
                 # read as evaluation reads it (an out-of-range score is a problem and no score)
-                assessment, problems = read_answer(greedy[k], record.domain)
-                rows.append((rewards[j].total, rewards[len(kept) + j].total, record.id,
-                             assessment, greedy[k], [p.model_dump(mode="json") for p in problems]))
+                row = read_row(self.val_set.records[index], greedy[k])
+                rows.append((rewards[j].total, rewards[len(kept) + j].total, row))
         if world > 1:
             from accelerate.utils import gather_object
 
             rows = gather_object(rows)
-        by_id = {r.id: r for r in self.val_set.records[:n]}
-        predictions = [prediction_from_assessment(i, a, text, problems) for _, _, i, a, text, problems in rows]
-        truths = [truth_from_record(by_id[i]) for _, _, i, *_ in rows]
         metrics = {
             "val/reward": float(np.mean([r for r, *_ in rows])),
-            "val/reward_sampled": float(np.mean([r for _, r, *_ in rows])),
-            "val/clips": float(len(rows)),
+            "val/reward_sampled": float(np.mean([r for _, r, _ in rows])),
         }
-        try:
-            scored = score_predictions(predictions, truths, ScoringConfig(bootstrap=BootstrapConfig(n_resamples=0)))
-        except DataError:  # no validation clip has a true score: the reward-based metrics only
-            scored = None
-        nan = float("nan")
-        for key in ("spearman", "rl2_x100", "action_accuracy", "step_sequence_accuracy", "parse_failure_rate"):
-            value = None if scored is None else scored.metrics.get(key)
-            metrics[f"val/{key}"] = nan if value is None else float(value)
+        by_id = {r.id: r for r in self.val_set.records[:n]}
+        metrics.update(validation_metrics([row for *_, row in rows], by_id))
         return metrics
 
     # ----- saving -----------------------------------------------------------------------------

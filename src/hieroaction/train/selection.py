@@ -70,6 +70,21 @@ class SelectionConfig:
             )
 
 
+def truths_of(records: Iterable[Any]) -> set[str]:
+    """The truth columns at least one of ``records`` holds (what a selection may need)."""
+    records = list(records)
+    available = {"domain"}
+    if any(r.action.label for r in records):
+        available.add("action")
+    if any(r.steps for r in records):
+        available.add("steps")
+    if any(r.score.final is not None for r in records):
+        available.update({"score", "score_range"})
+    if any(r.score.components for r in records):
+        available.add("components")
+    return available
+
+
 def _value(metrics: Mapping[str, Any], name: str) -> float | None:
     value = metrics.get(PREFIX + name, metrics.get(name))
     if value is None:
@@ -119,3 +134,38 @@ def is_better(
             _value(candidate, config.tie_break), _value(best, config.tie_break), SELECTABLE[config.tie_break][0]
         )
     return order > 0
+
+
+def run_reference(validations: Iterable[Mapping[str, Any]]) -> dict[str, float]:
+    """The guard's reference for a run that starts from nothing (SFT): the lowest parse-failure
+    rate and the highest action accuracy among ``validations``."""
+    reference: dict[str, float] = {}
+    for name, pick in (("parse_failure_rate", min), ("action_accuracy", max)):
+        values = [v for v in (_value(m, name) for m in validations) if v is not None]
+        if values:
+            reference[PREFIX + name] = pick(values)
+    return reference
+
+
+def replaces(
+    candidate: Mapping[str, Any],
+    best: Mapping[str, Any] | None,
+    config: SelectionConfig,
+    validations: Iterable[Mapping[str, Any]],
+) -> bool:
+    """Whether ``candidate`` becomes ``best/`` of a run guarded by its own best so far
+    (``validations``: every validation of the run, the candidate's included).
+
+    A checkpoint within ``guard_margin`` of the run's lowest parse-failure rate and highest
+    action accuracy beats one that is not; between two that are both within (or both not),
+    ``metric`` then ``tie_break`` decide. The reference moves as the run goes on, so a best
+    chosen early can lose its place to a later checkpoint that passes where it no longer does.
+    """
+    if best is None:
+        return True
+    reference = run_reference(validations)
+    candidate_ok = guard_failure(candidate, reference, config) is None
+    best_ok = guard_failure(best, reference, config) is None
+    if candidate_ok != best_ok:
+        return candidate_ok
+    return is_better(candidate, best, config)

@@ -22,7 +22,10 @@ Outputs in ``output_dir``:
   the adapter in ``adapter/`` (or, with ``lora.merge: false``, the adapter itself);
 - ``sft_config.yaml`` (the settings), ``data_order.jsonl`` (record ids of every micro-batch of
   process 0, by step), ``skipped_records.jsonl`` (with ``data.bad_records: skip``),
-  ``runs/`` (TensorBoard), ``trainer_state.json`` and ``train_results.json``.
+  ``runs/`` (TensorBoard), ``trainer_state.json`` and ``train_results.json``;
+- with ``validation.every`` set, ``best/``: the checkpoint whose greedy answers on the
+  validation split scored best (:mod:`hieroaction.train.sft_validation`), with ``best.json``
+  (its step and metrics), and ``validation.jsonl`` (every validation).
 """
 
 from __future__ import annotations
@@ -63,6 +66,14 @@ from hieroaction.train.data import (
     write_skip_list,
 )
 from hieroaction.train.result import SFTResult
+from hieroaction.train.sft_validation import (
+    BEST_DIR,
+    BEST_FILE,
+    VALIDATION_FILE,
+    SFTValidation,
+    make_callback,
+    truncate_validations,
+)
 from hieroaction.train.sft_resume import (
     DATA_ORDER_FILE,
     check_resume_matches,
@@ -116,6 +127,8 @@ class SFTConfig:
     # encoded set (per data-loader worker); leave it off for real video data sets.
     keep_encoded: bool = False
     log_data_order: bool = True
+    # greedy answers on the validation split during training, and best/ (sft_validation.py)
+    validation: SFTValidation = field(default_factory=SFTValidation)
 
     def __post_init__(self) -> None:
         positive = {
@@ -192,6 +205,16 @@ def check_sft_config(config: SFTConfig) -> SFTPlan:
     output_dir = Path(config.output_dir).expanduser()
     if output_dir.exists() and not output_dir.is_dir():
         raise ConfigError(f"output_dir {output_dir} exists and is not a folder")
+    if config.validation.enabled:
+        from hieroaction.train.distributed import launched_engine
+
+        if not config.data.eval_split:
+            raise ConfigError("validation.every needs a validation split: set data.eval_split (or validation.every: null)")
+        if launched_engine() == "fsdp":
+            raise ConfigError(
+                "validation.every cannot run under FSDP (generate needs whole weights); "
+                "use DeepSpeed or DDP, or set validation.every: null and evaluate checkpoints afterwards"
+            )
     resume_from = resume_point(config, output_dir)
     if resume_from is not None and (output_dir / CONFIG_FILE).is_file():
         check_resume_matches(config, output_dir / CONFIG_FILE)
@@ -350,7 +373,20 @@ def training_arguments(plan: SFTPlan) -> Any:
         raise ConfigError(f"transformers rejects the training settings: {first}") from None
 
 
-def _merge_adapter(plan: SFTPlan, adapter_dir: Path, processor: Any) -> None:
+def _validation_set(config: SFTConfig) -> Any:
+    """The validation clips generation validation answers (prompts only; ``validation.samples``
+    of them, 0: all), the selection's truths checked: before the model loads."""
+    from hieroaction.train.selection import truths_of
+
+    split = config.data.eval_split
+    limit = config.validation.samples or None
+    data = load_examples(config.data, [split], targets=False, progress=False, limits={split: limit})
+    val = data[split]
+    config.validation.selection.check_split(truths_of(val.records), split)
+    return val
+
+
+def _merge_adapter(plan: SFTPlan, adapter_dir: Path, processor: Any, to: Path | None = None) -> None:
     """Load the base model again, apply the saved adapter, merge it and save a plain model.
 
     Done from the saved adapter rather than the training model so it also works after DeepSpeed
@@ -361,8 +397,8 @@ def _merge_adapter(plan: SFTPlan, adapter_dir: Path, processor: Any) -> None:
     with loading_whole():  # ZeRO-3 would build the base model sharded, waiting for the other processes
         base, _ = load_model_and_processor(plan.model_path, dtype=weights_dtype(plan.precision))
         merged = merge_adapter(base, adapter_dir)
-        merged.save_pretrained(plan.output_dir)
-    processor.save_pretrained(plan.output_dir)
+        merged.save_pretrained(to or plan.output_dir)
+    processor.save_pretrained(to or plan.output_dir)
 
 
 def train_sft(
@@ -402,6 +438,12 @@ def train_sft(
             truncate_data_order(out / DATA_ORDER_FILE, checkpoint_step(plan.resume_from) or 0)
         elif (out / DATA_ORDER_FILE).is_file():
             (out / DATA_ORDER_FILE).unlink()  # from a run that crashed before its first checkpoint
+        if plan.resume_from is None:
+            # a fresh run: an earlier run's validations and best/ are not this run's
+            (out / VALIDATION_FILE).unlink(missing_ok=True)
+            (out / BEST_DIR / BEST_FILE).unlink(missing_ok=True)
+        else:
+            truncate_validations(out / VALIDATION_FILE, checkpoint_step(plan.resume_from) or 0)
         save_config(config, out / CONFIG_FILE)
         if data.skipped:
             write_skip_list(data.skipped, out / SKIP_LIST_FILE)
@@ -412,8 +454,20 @@ def train_sft(
         f"resuming from {plan.resume_from}" if plan.resume_from else "fresh run",
     )
 
+    validation_set = _validation_set(config) if config.validation.enabled else None
+
     model, processor = load_for_training(plan)
     pad_id = processor.tokenizer.convert_tokens_to_ids(plan.family.pad_token)
+    callbacks = list(callbacks)
+    validator = None
+    if validation_set is not None:
+        lora_merge = config.lora.enabled and config.lora.merge
+        validator = make_callback(
+            config.validation, validation_set, processor, out,
+            lambda folder: write_inference_settings(folder, config.data, train_set.records),
+            adapter_only=lora_merge,
+        )
+        callbacks.append(validator)
     trainer = _trainer_class()(
         model=model,
         args=args,
@@ -421,10 +475,12 @@ def train_sft(
         eval_dataset=SupervisedDataset(eval_set, processor) if eval_set is not None else None,
         data_collator=SupervisedCollator(pad_id),
         processing_class=processor,
-        callbacks=list(callbacks),
+        callbacks=callbacks,
         record_ids=train_set.ids,
         data_order_file=out / DATA_ORDER_FILE if config.log_data_order else None,
     )
+    if validator is not None:
+        validator.trainer = trainer
     result = trainer.train(resume_from_checkpoint=str(plan.resume_from) if plan.resume_from else None)
 
     adapter_dir: Path | None = None
@@ -436,6 +492,11 @@ def train_sft(
     else:
         trainer.save_model(str(out))
         adapter_dir = out if config.lora.enabled else None
+    best_dir = out / BEST_DIR
+    if validator is not None and config.lora.enabled and config.lora.merge and (best_dir / ADAPTER_DIR).is_dir():
+        trainer.accelerator.wait_for_everyone()
+        if trainer.is_world_process_zero():
+            _merge_adapter(plan, best_dir / ADAPTER_DIR, processor, to=best_dir)
     if trainer.is_world_process_zero():
         # how the model is prompted (frames, prompt, domain), for assess/serve/evaluate
         write_inference_settings(out, config.data, train_set.records)
