@@ -93,7 +93,7 @@ def test_a_short_demo_runs_every_stage(tmp_path, capfd, family, jobs):
     frames = seed["data"]["frames"]
     assert (frames["factor"], frames["clip_budget"]) == ((32, True) if family == "qwen3_vl" else (28, False))
     assert seed["sft"]["steps"] == seed["sft_all_labels"]["steps"] == 48  # 2400 x 0.3 / 15
-    assert seed["hpl"]["steps"] == seed["hpl_shuffled"]["steps"] == 5  # 240 x 0.3 / 15
+    assert seed["hpl"]["steps"] == seed["hpl_shuffled"]["steps"] == 4  # 180 x 0.3 / 15
     assert seed["hpl"]["group_size"] == 4 and seed["evaluation"]["max_new_tokens"] == 48
     printed = capfd.readouterr()  # the stages' processes print to the file descriptors
     assert "report:" in printed.out and "Spearman rho" in printed.out

@@ -73,7 +73,7 @@ class WorkConfig:
 
     reference_minutes: float = 15.0
     sft_steps: int = 2400  # each of the two SFT runs (labelled part; every clip fully labelled)
-    hpl_steps: int = 240  # each GRPO run (HPL, the shuffled control, the ablation)
+    hpl_steps: int = 180  # each GRPO run (HPL, the shuffled control, the ablation)
     hpl_validations: int = 4  # validations after the start's, evenly spaced, the last at the end
     val_clips: int = 0  # validation clips each HPL validation answers (best/ is chosen on them; 0: all)
     sft_evaluations: int = 3  # validation-loss points on the SFT learning curve
