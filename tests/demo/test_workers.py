@@ -60,3 +60,14 @@ def test_a_worker_ends_when_the_demo_process_is_killed(tmp_path):
             os.kill(worker, signal.SIGKILL)
         except ProcessLookupError:
             pass
+
+
+def test_a_last_round_of_fewer_seeds_gets_the_idle_processes():
+    from hieroaction.demo.runner import seed_stage_jobs
+
+    # 3 seeds, 2 at a time on 2 processes: seeds 0 and 1 share the machine, seed 2 runs alone
+    # and uses both (before: one run at a time, a core idle)
+    assert seed_stage_jobs(3, 2, 2) == [1, 1, 2]
+    assert seed_stage_jobs(2, 2, 2) == [1, 1]
+    assert seed_stage_jobs(5, 2, 4) == [2, 2, 2, 2, 4]
+    assert seed_stage_jobs(4, 3, 6) == [2, 2, 2, 6]

@@ -489,11 +489,12 @@ def _run_stage(stage: _TrainingStage, run: SeedRun, clock: Clock, progress: Prog
 
 
 @contextlib.contextmanager
-def _stage_pool(config: DemoConfig, most: int) -> Iterator[Any]:
-    """Processes for a seed's independent training runs: :meth:`DemoConfig.stage_jobs`, at most
-    ``most`` (the largest group), each spawned (a clean torch) and kept for every group, so each
-    loads the libraries once; ``None`` when there is one, and the runs stay in this process."""
-    processes = min(config.stage_jobs(), most)
+def _stage_pool(config: DemoConfig, most: int, jobs: int | None = None) -> Iterator[Any]:
+    """Processes for a seed's independent training runs: ``jobs`` (default
+    :meth:`DemoConfig.stage_jobs`), at most ``most`` (the largest group), each spawned (a clean
+    torch) and kept for every group, so each loads the libraries once; ``None`` when there is
+    one, and the runs stay in this process."""
+    processes = min(jobs or config.stage_jobs(), most)
     if processes <= 1:
         yield None
         return
@@ -549,8 +550,10 @@ def _run_stage_process(stage: _TrainingStage, seed: int, folder: str, clock: Clo
     return getattr(run, stage.name), run.timings[0]
 
 
-def run_seed(seed: int, config: DemoConfig, folder: Path, progress: Progress) -> SeedRun:
-    """The whole recipe for one seed: a fixed amount of work (``config.work``)."""
+def run_seed(seed: int, config: DemoConfig, folder: Path, progress: Progress,
+             stage_jobs: int | None = None) -> SeedRun:
+    """The whole recipe for one seed: a fixed amount of work (``config.work``); ``stage_jobs``
+    of its training runs at once (default :meth:`DemoConfig.stage_jobs`)."""
     from hieroaction.data.partial import partial_labels
     from hieroaction.models import build_tiny
     from hieroaction.synth import SynthConfig, generate
@@ -604,7 +607,7 @@ def run_seed(seed: int, config: DemoConfig, folder: Path, progress: Progress) ->
     # independent, so they may run at once (_run_stages).
     all_labels = sft_recipe(sft_path, model=folder / "model", output_dir=folder / "sft_all_labels",
                             records=full_records, seed=seed, **model_kind)
-    with _stage_pool(config, max(2, len(grpo_runs))) as pool:
+    with _stage_pool(config, max(2, len(grpo_runs)), stage_jobs) as pool:
         _run_stages([
             _TrainingStage("sft", "SFT (labelled part)",
                            f"{sft_steps} steps on the {labels.full} fully labelled training clips",
@@ -696,7 +699,7 @@ def run_demo(config: DemoConfig, progress: Progress | None = None) -> DemoResult
     )
     jobs = config.seed_jobs()
     info["jobs"] = jobs
-    info["stage_jobs"] = config.stage_jobs()
+    info["stage_jobs"] = max(seed_stage_jobs(len(seeds), jobs, config.total_jobs())) if jobs > 1 else config.stage_jobs()
     runs: list[SeedRun] = []
     result: DemoResult | None = None
     for run in _seed_runs(seeds, config, out, progress, jobs):
@@ -730,7 +733,10 @@ def _seed_runs(seeds: list[int], config: DemoConfig, out: Path, progress: Progre
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(jobs, mp_context=context, initializer=die_with_parent,
                              initargs=(os.getpid(),)) as pool:
-        pending = {pool.submit(_run_seed_process, seed, config, out / f"seed-{seed}") for seed in seeds}
+        pending = {
+            pool.submit(_run_seed_process, seed, config, out / f"seed-{seed}", stage_jobs)
+            for seed, stage_jobs in zip(seeds, seed_stage_jobs(len(seeds), jobs, config.total_jobs()))
+        }
         try:
             while pending:
                 done, pending = wait(pending, return_when=FIRST_COMPLETED)
@@ -741,10 +747,22 @@ def _seed_runs(seeds: list[int], config: DemoConfig, out: Path, progress: Progre
                 future.cancel()
 
 
-def _run_seed_process(seed: int, config: DemoConfig, folder: Path) -> SeedRun:
+def seed_stage_jobs(seeds: int, jobs: int, total: int) -> list[int]:
+    """How many training runs each seed runs at once when ``seeds`` seeds run ``jobs`` at a time
+    on ``total`` processes: seeds start in rounds of ``jobs``, and a last round with fewer seeds
+    gives each of them the processes the others leave (3 seeds on 2 cores: seeds 0 and 1 one
+    run at a time each, then seed 2 its runs in pairs, not one core idle)."""
+    out = []
+    for i in range(seeds):
+        in_round = min(jobs, seeds - (i // jobs) * jobs)
+        out.append(max(1, total // in_round))
+    return out
+
+
+def _run_seed_process(seed: int, config: DemoConfig, folder: Path, stage_jobs: int | None = None) -> SeedRun:
     """One seed in a worker process of :func:`_seed_runs`."""
     _prepare_process(config)
-    return run_seed(seed, config, folder, Progress(config.progress))
+    return run_seed(seed, config, folder, Progress(config.progress), stage_jobs)
 
 
 def die_with_parent(parent: int) -> None:
