@@ -213,3 +213,22 @@ def test_lora_under_zero3_merges_in_one_process_and_matches_one(mode, inputs, on
         final = out / "final"
     _check(out, "zero3", one_process(mode, lora=True), inputs["model"], final, lora=True)
     assert (final / "adapter" / "adapter_config.json").is_file()
+
+
+def test_sft_validation_and_best_under_zero3(inputs, tmp_path):
+    # greedy validation runs in step on both processes (ZeRO-3 gathers weights in every
+    # forward), the answers of both are gathered, and best/ is saved from the shards
+    from hieroaction.models.loading import load_model_and_processor
+
+    out = tmp_path / "sft-validated"
+    val = [line for line in inputs["records"].read_text().splitlines() if json.loads(line)["split"] == "val"]
+    _launch("zero3", "sft", _sft_recipe(inputs, out, validation={"every": 1, "max_new_tokens": 8},
+                                       data={"records": str(inputs["records"]), "cache_dir": str(inputs["root"] / "cache"),
+                                             "max_train_samples": 4, "frames": FRAMES, "eval_split": "val",
+                                             "prompt": {"template": str(inputs["template"])}}))
+    rows = [json.loads(line) for line in (out / "validation.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [1, 2]
+    assert all(r["val/clips"] == len(val) for r in rows)
+    best = json.loads((out / "best" / "best.json").read_text())
+    assert best["step"] in (1, 2)
+    load_model_and_processor(out / "best")
