@@ -60,3 +60,15 @@ def test_outputs_hold_every_model_curve_and_target(tmp_path):
     assert data["summary"]["hpl_vs_sft"]["seeds_better_on_both"] == 2
     assert data["seeds"][0]["models"]["hpl"]["spearman_ci"] == pytest.approx([0.65, 0.8])
     assert data["demo"]["command"] == "hieroaction demo --seeds 2"
+
+
+def test_sft_validation_metrics_get_their_own_chart():
+    from hieroaction.demo.report import sft_curves
+
+    history = [{"step": 1, "loss": 2.0}, {"step": 2, "loss": 1.0, "eval_loss": 1.5}]
+    assert len(sft_curves({"log_history": history})) == 1
+    history += [{"step": 2, "val/spearman": 0.5, "val/parse_failure_rate": 0.25},
+                {"step": 4, "val/spearman": 0.7, "val/parse_failure_rate": 0.1}]
+    loss, validation = sft_curves({"log_history": history})
+    assert "SFT: validation (greedy answers)" in validation
+    assert validation.count("<polyline") == 2  # rho and parse failures, two points each

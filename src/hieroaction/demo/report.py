@@ -134,14 +134,20 @@ def _column(rows: Sequence[Mapping[str, Any]], key: str) -> tuple[list[float], l
     return xs, ys
 
 
-def sft_curves(sft: Mapping[str, Any]) -> str:
-    """The SFT loss chart (training loss, and validation loss where it was computed)."""
+def sft_curves(sft: Mapping[str, Any]) -> list[str]:
+    """The SFT charts: the loss (training, and validation where it was computed) and, with the
+    recipe's ``validation.every``, every metric its ``best/`` is chosen on."""
     history = sft.get("log_history", [])
     series: list[Series] = [("training loss", *_column(history, "loss"))]
     val = _column(history, "eval_loss")
     if val[0]:
         series.append(("validation loss", *val))
-    return line_chart_svg(series, title="SFT: loss per step", y_label="cross-entropy")
+    charts = [line_chart_svg(series, title="SFT: loss per step", y_label="cross-entropy")]
+    validation = [(name, *_column(history, key)) for key, name in VALIDATION_CURVES.items()]
+    validation = [s for s in validation if s[1]]
+    if validation:
+        charts.append(line_chart_svg(validation, title="SFT: validation (greedy answers)", y_label="value"))
+    return charts
 
 
 # Validation metrics on a 0-1 scale, drawn together (R-l2 has its own chart).
@@ -298,7 +304,7 @@ def seed_section(run: Any, titles: Mapping[str, str], examples: bool = True) -> 
         "order). An answer without a readable score is scored as the mean of the others.</p>"
     )
     parts.append("<h3>Learning curves</h3>")
-    charts = [sft_curves(sft)] + hpl_curves(hpl)
+    charts = sft_curves(sft) + hpl_curves(hpl)
     if run.hpl_shuffled:
         charts += hpl_curves(run.hpl_shuffled, "HPL, shuffled rewards")
     if run.ablation:
