@@ -89,3 +89,26 @@ def test_best_is_a_validated_checkpoint_scored_as_evaluate_scores_it(sft_setting
     for key, value in again.items():
         logged_value = best[key]
         assert (math.isnan(value) and math.isnan(logged_value)) or value == pytest.approx(logged_value), key
+
+
+def test_validation_settings_may_change_on_resume(tmp_path):
+    # a run saved before validation existed, or with other validation settings, resumes
+    from hieroaction.config import config_to_dict, save_config
+    from hieroaction.train.sft_resume import check_resume_matches
+
+    config = SFTConfig(model="m", output_dir=str(tmp_path))
+    saved = tmp_path / "sft_config.yaml"
+    save_config(config, saved)
+    text = saved.read_text()
+    assert "validation" in config_to_dict(config)
+    changed = SFTConfig(model="m", output_dir=str(tmp_path), validation=SFTValidation(every=100, first=50))
+    check_resume_matches(changed, saved)
+    # an old file without the section
+    import yaml
+
+    old = yaml.safe_load(text)
+    old.pop("validation")
+    saved.write_text(yaml.safe_dump(old))
+    check_resume_matches(changed, saved)
+    with pytest.raises(ConfigError, match="learning_rate"):
+        check_resume_matches(SFTConfig(model="m", output_dir=str(tmp_path), learning_rate=1.0), saved)
