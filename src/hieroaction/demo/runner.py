@@ -699,7 +699,7 @@ def run_demo(config: DemoConfig, progress: Progress | None = None) -> DemoResult
     )
     jobs = config.seed_jobs()
     info["jobs"] = jobs
-    info["stage_jobs"] = max(seed_stage_jobs(len(seeds), jobs, config.total_jobs())) if jobs > 1 else config.stage_jobs()
+    info["stage_jobs"] = max(seed_stage_jobs(len(seeds), jobs, config.total_jobs()))
     runs: list[SeedRun] = []
     result: DemoResult | None = None
     for run in _seed_runs(seeds, config, out, progress, jobs):

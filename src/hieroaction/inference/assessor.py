@@ -430,16 +430,8 @@ class Assessor:
             }
             began = time.perf_counter()
             with torch.inference_mode():
-                output = self.model.generate(
-                    **inputs,
-                    max_new_tokens=self.config.max_new_tokens,
-                    do_sample=False,
-                    # A checkpoint's sampling defaults mean nothing for greedy decoding.
-                    temperature=None,
-                    top_p=None,
-                    top_k=None,
-                    pad_token_id=tokenizer.pad_token_id,
-                )
+                output = self.model.generate(**inputs, **greedy_settings(self.config.max_new_tokens,
+                                                                          tokenizer.pad_token_id))
             texts = self.processor.batch_decode(output[:, inputs["input_ids"].shape[1]:].cpu())
             sampled = self._sample(inputs) if self.sampling is not None and self.sampling.n > 1 else None
             elapsed = time.perf_counter() - began
@@ -489,6 +481,13 @@ class Assessor:
     def _read(text: str, domain: str) -> Assessment | None:
         """A sampled answer as the greedy one is read (lenient, out-of-range score dropped)."""
         return read_answer(text, domain)[0]
+
+
+def greedy_settings(max_new_tokens: int, pad_token_id: int) -> dict[str, Any]:
+    """``generate``'s settings for a greedy answer as ``assess`` and ``evaluate`` decode it (SFT
+    validation decodes with them too). A checkpoint's sampling defaults mean nothing here."""
+    return dict(max_new_tokens=max_new_tokens, do_sample=False, temperature=None, top_p=None, top_k=None,
+                pad_token_id=pad_token_id)
 
 
 def read_answer(text: str, domain: str) -> tuple[Assessment | None, list[Problem]]:

@@ -461,11 +461,10 @@ def train_sft(
     callbacks = list(callbacks)
     validator = None
     if validation_set is not None:
-        lora_merge = config.lora.enabled and config.lora.merge
         validator = make_callback(
             config.validation, validation_set, processor, out,
             lambda folder: write_inference_settings(folder, config.data, train_set.records),
-            adapter_only=lora_merge,
+            weights_subdir=ADAPTER_DIR if config.lora.enabled and config.lora.merge else None,
         )
         callbacks.append(validator)
     trainer = _trainer_class()(
@@ -493,10 +492,10 @@ def train_sft(
         trainer.save_model(str(out))
         adapter_dir = out if config.lora.enabled else None
     best_dir = out / BEST_DIR
-    if validator is not None and config.lora.enabled and config.lora.merge and (best_dir / ADAPTER_DIR).is_dir():
+    if validator is not None and validator.weights_subdir and (best_dir / validator.weights_subdir).is_dir():
         trainer.accelerator.wait_for_everyone()
         if trainer.is_world_process_zero():
-            _merge_adapter(plan, best_dir / ADAPTER_DIR, processor, to=best_dir)
+            _merge_adapter(plan, best_dir / validator.weights_subdir, processor, to=best_dir)
     if trainer.is_world_process_zero():
         # how the model is prompted (frames, prompt, domain), for assess/serve/evaluate
         write_inference_settings(out, config.data, train_set.records)

@@ -83,22 +83,19 @@ class SFTValidation:
         return step == last or step % self.every == 0
 
 
-def _trainer_callback_class() -> type:
-    from transformers import TrainerCallback
-
-    return TrainerCallback
-
-
 def make_callback(*args: Any, **kwargs: Any) -> Any:
     """A :class:`GenerationValidation` (built lazily: transformers is imported on use)."""
+    from transformers import TrainerCallback
 
-    class GenerationValidation(_trainer_callback_class()):  # type: ignore[misc]
+    class GenerationValidation(TrainerCallback):
         """See the module docstring."""
 
         def __init__(self, settings: SFTValidation, val_set: Any, processor: Any, output_dir: Path,
-                     write_settings: Any, adapter_only: bool = False) -> None:
+                     write_settings: Any, weights_subdir: str | None = None) -> None:
             self.settings = settings
-            self.adapter_only = adapter_only  # LoRA merged at the end: best/adapter now, merged then
+            # where in best/ the weights go: LoRA merged at the end saves its adapter in
+            # best/<weights_subdir> now and the merged model in best/ then
+            self.weights_subdir = weights_subdir
             self.val_set = val_set
             self.processor = processor
             self.output_dir = Path(output_dir)
@@ -140,11 +137,13 @@ def make_callback(*args: Any, **kwargs: Any) -> Any:
             from hieroaction.train.data import encode_prompt
             from hieroaction.train.validation import read_row, validation_metrics
 
-            trainer = self.trainer
-            accelerator = trainer.accelerator if trainer is not None else None
+            from hieroaction.inference.assessor import greedy_settings
+            from hieroaction.train.distributed import engine_of
+
+            accelerator = self.trainer.accelerator if self.trainer is not None else None
             rank = accelerator.process_index if accelerator is not None else 0
             world = accelerator.num_processes if accelerator is not None else 1
-            sharded = trainer is not None and trainer.is_deepspeed_enabled and world > 1 and _zero3(trainer)
+            sharded = world > 1 and engine_of(accelerator).sharded_parameters
             n = len(self.val_set)
             indices: list[int | None] = list(range(rank, n, world))
             if sharded:
@@ -163,11 +162,8 @@ def make_callback(*args: Any, **kwargs: Any) -> Any:
                     batch = collate([encode_prompt(self.processor, e) for e in examples], pad_id, padding_side="left")
                     inputs = {k: (v.to(device, dtype) if k == "pixel_values_videos" else v.to(device))
                               for k, v in batch.items()}
-                    with torch.no_grad():
-                        # decoded as `hieroaction evaluate` decodes: greedy, the checkpoint's
-                        # sampling defaults off
-                        out = model.generate(**inputs, max_new_tokens=self.settings.max_new_tokens, do_sample=False,
-                                             temperature=None, top_p=None, top_k=None, pad_token_id=pad_id,
+                    with torch.no_grad():  # decoded as `hieroaction evaluate` decodes
+                        out = model.generate(**inputs, **greedy_settings(self.settings.max_new_tokens, pad_id),
                                              synced_gpus=sharded)
                     texts = self.processor.batch_decode(out[:, inputs["input_ids"].shape[1]:].cpu())
                     rows += [read_row(e.record, t) for i, e, t in zip(chunk, examples, texts) if i is not None]
@@ -185,7 +181,7 @@ def make_callback(*args: Any, **kwargs: Any) -> Any:
             folder = self.output_dir / BEST_DIR
             if self.trainer is None:
                 return
-            self.trainer.save_model(str(folder / "adapter" if self.adapter_only else folder))
+            self.trainer.save_model(str(folder / self.weights_subdir if self.weights_subdir else folder))
             if self.trainer.is_world_process_zero():
                 self.write_settings(folder)
                 (folder / BEST_FILE).write_text(json.dumps(self.best, indent=1) + "\n", encoding="utf-8")
@@ -202,11 +198,6 @@ def truncate_validations(path: Path, step: int) -> None:
     lines = [line for line in path.read_text(encoding="utf-8").splitlines()
              if line.strip() and json.loads(line).get("step", 0) <= step]
     path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
-
-
-def _zero3(trainer: Any) -> bool:
-    plugin = getattr(trainer.accelerator.state, "deepspeed_plugin", None)
-    return plugin is not None and int(plugin.zero_stage or 0) == 3
 
 
 def _short(metrics: dict[str, Any]) -> str:
