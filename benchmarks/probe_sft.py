@@ -98,9 +98,10 @@ def main() -> None:
     correct: collections.Counter = collections.Counter()
     quality = collections.defaultdict(lambda: ([], []))
     pairs = {"execution": ([], []), "score": ([], [])}
-    unread = 0
+    unread = broken = 0
     for record, result in zip(records, assessor.assess_records(records, cache=cache, base_dir=config.data.base_dir)):
         answer = result.assessment
+        broken += bool(result.problems)
         if answer is None or not answer.action:
             unread += 1
             continue
@@ -121,7 +122,7 @@ def main() -> None:
             pairs["score"][0].append(record.score.final)
             pairs["score"][1].append(answer.score)
     n = len(records)
-    print(f"{n} validation clips, {unread} without an action")
+    print(f"{n} validation clips, {unread} without an action, parse failures {broken / n:.3f}")
     print("accuracy: " + ", ".join(f"{k} {correct[k] / n:.3f}" for k in ("take-off", "turns", "entry", "action")))
     print("step quality rho: " + " / ".join(f"{spearmanr(*quality[k])[0]:.3f}" for k in sorted(quality)))
     print(", ".join(f"{k} rho {spearmanr(*v)[0]:.3f}" for k, v in pairs.items()))

@@ -1,3 +1,5 @@
+import dataclasses
+
 import av
 import numpy as np
 import pytest
@@ -63,6 +65,26 @@ def test_turns_show_as_rings_and_entry_kind_as_head_position():
     head_rows = [np.nonzero(np.all(f[24 + 1] == 255, axis=-1))[0].mean() for f in (
         render_clip(SPEC), feet)]
     assert head_rows[0] > head_rows[1] + 10
+
+
+def test_a_clean_head_first_entry_ends_in_a_tall_column_in_front_of_the_figure():
+    config = RenderConfig()
+    size = config.size
+    # the band of rows from 0.15 to 0.02 of the side above the water line, where a head-first
+    # column stands and a clean feet-first dome does not reach
+    band = slice(round((config.water_line - 0.15) * size), round((config.water_line - 0.02) * size))
+    for quality in (10.0, 9.0, 8.0):
+        last = {kind: render_clip(_with(head_first=kind, qualities=(6.0, 6.0, quality)))[-1]
+                for kind in (True, False)}
+        white = {kind: np.all(frame[band] >= 235, axis=-1).sum() for kind, frame in last.items()}
+        assert white[True] > 100 and white[True] > 4 * white[False], (quality, white)
+        if quality == 10.0:
+            white_clean = white[True]
+    # with no floor the column is as tall as its width makes it, behind the figure: less than
+    # half as much white in the band for the cleanest entry
+    old = dataclasses.replace(config, head_first_splash_min_height=0.0)
+    clean = render_clip(_with(qualities=(6.0, 6.0, 10.0)), old)[-1]
+    assert 2 * np.all(clean[band] >= 235, axis=-1).sum() < white_clean
 
 
 def test_a_pixel_reader_recovers_every_quality_from_rendered_frames():

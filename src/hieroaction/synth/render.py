@@ -9,7 +9,8 @@ thick bar in the take-off's colour with a white head) goes through the action's 
   its centre swings off the axis by ``wobble_per_point`` of the frame per point lost;
 * entry: it drops into the water head or feet first, tilted off vertical by
   ``entry_tilt_deg_per_point`` degrees per point lost; once in, a white splash grows whose
-  width is ``splash_base + splash_width_per_point`` per point lost.
+  width is ``splash_base + splash_width_per_point`` per point lost: a tall column in front of
+  the figure for a head-first entry, a low dome behind it for a feet-first one.
 
 Quality therefore reaches the model only through pixels. Geometry is given in fractions of the
 frame side so one config serves every frame size; frames are drawn ``supersample`` times larger
@@ -57,7 +58,7 @@ class RenderConfig:
     ring_centre: tuple[float, float] = (0.60, 0.42)
     ring_first_radius: float = 0.16
     ring_spacing: float = 0.08
-    ring_width: float = 0.022
+    ring_width: float = 0.04
     axis_radius: float = 0.018
     body_length: float = 0.26
     body_width: float = 0.10
@@ -74,6 +75,11 @@ class RenderConfig:
     # dome for feet-first ones; its width tells the quality.
     splash_height_ratio: float = 0.5
     head_first_splash_height_ratio: float = 1.3
+    # Above 0: the fully grown head-first column rises at least this high, however clean the
+    # entry, and in front of the figure (0: as tall as its width makes it, behind the figure).
+    # A clean entry's splash is narrow: without a floor its column is a few pixels tall, and
+    # the figure's trailing end in front of it hides it (docs/synth.md).
+    head_first_splash_min_height: float = 0.18
     # Entry timing: where the leading end starts, when (fraction of the step) it meets the
     # water, and how long (fraction of the step) the splash takes to reach full size.
     entry_start_y: float = 0.50
@@ -241,6 +247,9 @@ def _entry_frame(spec: ClipSpec, config: RenderConfig, t: float) -> np.ndarray:
         width = (config.splash_base + lost * config.splash_width_per_point) * grown
         ratio = config.head_first_splash_height_ratio if spec.head_first else config.splash_height_ratio
         height = width * ratio
+        column = spec.head_first and config.head_first_splash_min_height > 0
+        if column:
+            height = max(height, config.head_first_splash_min_height * grown)
         canvas.draw.ellipse(
             ((x - width) * canvas.px, (config.water_line - height) * canvas.px,
              (x + width) * canvas.px, (config.water_line + height / 4) * canvas.px),
@@ -248,8 +257,9 @@ def _entry_frame(spec: ClipSpec, config: RenderConfig, t: float) -> np.ndarray:
         )
         if config.sink_speed < 1.0:
             # the part still above the water is in front of the splash (which then rests on
-            # the water line)
-            figure()
+            # the water line), or behind a head-first column
+            if not column:
+                figure()
             _water(canvas)
     return canvas.pixels()
 
