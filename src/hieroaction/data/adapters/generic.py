@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 
-from hieroaction.data.adapters.base import Adapter, LoadResult, Problem, dataset_description
+from hieroaction.data.adapters.base import Adapter, LoadResult, Problem
 from hieroaction.data.records import BadLine, Record, iter_jsonl
 from hieroaction.errors import DataError
 
