@@ -279,14 +279,15 @@ def _angle_brackets(completions, **_):
 
 
 def test_grpo_raises_a_learnable_reward(setup, tmp_path):
-    # the trainer optimises in the right direction: a reward for writing "<" grows within 12 steps
-    # (one group of 8 per step; at this learning rate it climbs from about 0.02 to over 0.6)
+    # the trainer optimises in the right direction: a reward for writing "<" grows within 18 steps
+    # (one group of 8 per step; at this learning rate it stays near 0.02 for about 10 steps on
+    # the synth fixture's frames, then climbs to over 1)
     register("angle_brackets", _angle_brackets, "structure", ())
     trainer = HPLTrainer(_config(setup, tmp_path / "learn", "data.eval_split=none", "group_size=8",
                                  "prompts_per_step=1", "max_completion_length=16", "learning_rate=3e-2",
                                  "loss_type=dr_grpo", "rewards.weights={angle_brackets: 1.0}",
                                  "rewards.composition.mode=sum"))
-    totals = [trainer.train_step()["metrics"]["reward/total"] for _ in range(12)]
+    totals = [trainer.train_step()["metrics"]["reward/total"] for _ in range(18)]
     first, last = sum(totals[:3]) / 3, sum(totals[-3:]) / 3
     assert last > 2 * first and last - first > 0.1, (first, last, totals)
 

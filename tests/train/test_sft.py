@@ -112,7 +112,12 @@ def test_resume_continues_at_the_step_with_the_same_data_order(method, sft_setti
         assert loss == pytest.approx(ref_losses[step], rel=1e-4), step
     for name, value in _weights(reference.output_dir).items():
         torch.testing.assert_close(_weights(crashed_dir)[name], value, rtol=1e-4, atol=1e-5)
-    assert _losses(reference)[5] < _losses(reference)[1]
+    # and the run trained: its weights moved from the model it started from (the losses of steps
+    # 1 and 5 come from different examples, so comparing them says little)
+    start = _weights(Path(sft_settings()["model"]))
+    trained = _weights(reference.output_dir)
+    assert trained.keys() == start.keys()
+    assert max(float((trained[name] - start[name]).abs().max()) for name in start) > 1e-3
 
 
 @pytest.mark.parametrize("family", ["qwen2_5_vl", "qwen3_vl"])
