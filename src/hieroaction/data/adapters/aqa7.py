@@ -21,11 +21,10 @@ from typing import Any
 import numpy as np
 import scipy.io
 
-from hieroaction.data.adapters.base import Adapter, LoadResult, Problem, find_file
+from hieroaction.data.adapters.base import Adapter, LoadResult, Problem, dataset_description, find_file
 from hieroaction.data.adapters.generic import (
     as_float,
     as_int,
-    dataset_description,
     locate_clip,
     observed_range,
 )

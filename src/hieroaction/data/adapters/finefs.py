@@ -27,11 +27,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hieroaction.data.adapters.base import Adapter, LoadResult, Problem, find_file, find_files
+from hieroaction.data.adapters.base import Adapter, LoadResult, Problem, dataset_description, find_file, find_files
 from hieroaction.data.adapters.generic import (
     as_float,
     as_int,
-    dataset_description,
     locate_clip,
     set_observed_ranges,
     stable_order,

@@ -29,12 +29,7 @@ from pathlib import Path
 from typing import Any
 
 
-from hieroaction.data.adapters.base import (  # dataset_description: re-exported to other adapters
-    Adapter,
-    LoadResult,
-    Problem,
-    dataset_description,  # noqa: F401
-)
+from hieroaction.data.adapters.base import Adapter, LoadResult, Problem
 from hieroaction.data.records import BadLine, Record, iter_jsonl
 from hieroaction.errors import DataError
 

@@ -24,10 +24,9 @@ from typing import Any
 
 import numpy as np
 
-from hieroaction.data.adapters.base import Adapter, LoadResult, Problem, find_file, find_files
+from hieroaction.data.adapters.base import Adapter, LoadResult, Problem, dataset_description, find_file, find_files
 from hieroaction.data.adapters.generic import (
     as_float,
-    dataset_description,
     locate_clip,
     text_lines,
 )
