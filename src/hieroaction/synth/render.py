@@ -247,9 +247,9 @@ def _entry_frame(spec: ClipSpec, config: RenderConfig, t: float) -> np.ndarray:
         width = (config.splash_base + lost * config.splash_width_per_point) * grown
         ratio = config.head_first_splash_height_ratio if spec.head_first else config.splash_height_ratio
         height = width * ratio
-        column = spec.head_first and config.head_first_splash_min_height > 0
-        if column:
+        if spec.head_first:
             height = max(height, config.head_first_splash_min_height * grown)
+        column = spec.head_first and config.head_first_splash_min_height > 0  # drawn in front
         canvas.draw.ellipse(
             ((x - width) * canvas.px, (config.water_line - height) * canvas.px,
              (x + width) * canvas.px, (config.water_line + height / 4) * canvas.px),
